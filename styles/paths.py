@@ -1,0 +1,30 @@
+"""Where StyleSteer keeps a user's data: the per-user data folder, or $STYLESTEER_HOME."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+ENV_VAR = "STYLESTEER_HOME"
+
+
+def user_dir() -> Path:
+    """The data folder (created on first use); `$STYLESTEER_HOME` overrides the platform default."""
+    override = os.environ.get(ENV_VAR)
+    path = Path(override).expanduser() if override else Path(platformdirs.user_data_dir("StyleSteer", "StyleSteer"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    """Cache of converted models (safetensors) inside the data folder."""
+    path = user_dir() / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_path() -> Path:
+    """The SQLite style store."""
+    return user_dir() / "styles.db"
