@@ -1,0 +1,420 @@
+"""The decoding loop: an explicit KV-cache generator yielding one TokenStep per generated token."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import (
+    DynamicCache,
+    RepetitionPenaltyLogitsProcessor,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from engine.models import LoadedModel
+from engine.prior import Prior
+from engine.steering import StyleSteeringProcessor, js_bits_from_logits
+from engine.types import Alternative, SamplingConfig, Summary, TokenStep
+
+ANCHOR_TOKENS = 4  # prompt tokens decoded with the continuation so leading spaces come out right
+
+
+class PromptError(ValueError):
+    """The prompt cannot be used as it is (empty, or no room left in the context window)."""
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+class TextTracker:
+    """Turns a growing list of token ids into exact text pieces.
+
+    The pieces join to `decode(anchor + ids)` minus `decode(anchor)`, where the anchor is the end of
+    the prompt: SentencePiece's leading space and multi-byte characters split over several byte
+    tokens come out right. A token that ends in the middle of a character adds "" until the
+    character is complete.
+    """
+
+    def __init__(self, tokenizer: Any, prompt_ids: Sequence[int]) -> None:
+        self.tokenizer = tokenizer
+        self.anchor = list(prompt_ids[-ANCHOR_TOKENS:])
+        self.anchor_text = self._decode(self.anchor)
+        self.ids: list[int] = []
+        self.emitted = 0
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    @property
+    def text(self) -> str:
+        full = self._decode(self.anchor + self.ids)
+        if full.startswith(self.anchor_text):
+            return full[len(self.anchor_text):]
+        return self._decode(self.ids)
+
+    def push(self, token_id: int) -> str:
+        self.ids.append(int(token_id))
+        text = self.text
+        if text.endswith("\ufffd"):
+            return ""  # an incomplete multi-byte character: wait for the rest of it
+        piece = text[self.emitted:]
+        self.emitted = len(text)
+        return piece
+
+
+# -- the loop ------------------------------------------------------------------------------------
+
+@dataclass
+class _Step:
+    """What the loop produced for all rows at one step."""
+
+    index: int
+    tokens: list[int]
+    active: list[bool]  # rows that produced a real token at this step
+    base: torch.Tensor  # [B, V] raw model logits
+    steered: torch.Tensor  # [B, V] logits after steering (before sampling transforms)
+    lams: list[float]
+
+
+def _encode_prompt(lm: LoadedModel, prompt: str | Sequence[int], max_new_tokens: int,
+                   notices: list[str]) -> list[int]:
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise PromptError("the prompt is empty: write something to continue")
+        ids = lm.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    else:
+        ids = [int(i) for i in prompt]
+    if not ids:
+        raise PromptError("the prompt is empty: write something to continue")
+    room = lm.context_length - max_new_tokens
+    if room < 1:
+        raise PromptError(f"max_new_tokens ({max_new_tokens}) leaves no room for the prompt in the "
+                          f"{lm.context_length}-token context window")
+    if len(ids) > room:
+        notices.append(f"the prompt is longer than the context window allows ({len(ids)} tokens); "
+                       f"using its last {room} tokens")
+        ids = ids[-room:]
+    return ids
+
+
+def _sampling_processors(sampling: SamplingConfig) -> tuple[list[Any], list[Any]]:
+    """(processors applied in greedy and sampling, warpers applied only when sampling)."""
+    procs: list[Any] = []
+    if sampling.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
+    warpers: list[Any] = []
+    if not sampling.greedy:
+        if sampling.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(sampling.temperature))
+        if sampling.top_k > 0:
+            warpers.append(TopKLogitsWarper(sampling.top_k))
+        if sampling.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(sampling.top_p))
+    return procs, warpers
+
+
+def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
+                 steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
+                 seeds: list[int | None]) -> Iterator[_Step]:
+    """Decode several prompts in one batch (left-padded), one forward per step for all rows."""
+    model = lm.model
+    device = lm.device
+    B = len(rows)
+    pad = lm.tokenizer.pad_token_id
+    if pad is None:
+        pad = next(iter(lm.eos_token_ids), 0)
+    width = max(len(r) for r in rows)
+    ids = torch.full((B, width), pad, dtype=torch.long)
+    mask = torch.zeros((B, width), dtype=torch.long)
+    for b, r in enumerate(rows):
+        ids[b, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[b, width - len(r):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    position = (mask.cumsum(-1) - 1).clamp_min(0)
+    procs, warpers = _sampling_processors(sampling)
+    generators = []
+    for s in seeds:
+        g = torch.Generator(device=device)
+        g.manual_seed(s if s is not None else int(torch.seed() % (2**63)))
+        generators.append(g)
+    eos = lm.eos_token_ids
+    done = [False] * B
+    history = ids
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache,
+                    use_cache=True, logits_to_keep=1)
+        for index in range(sampling.max_new_tokens):
+            base = out.logits[:, -1, :].to(dtype=torch.float32)
+            steered = steering(history, base) if steering is not None else base
+            lams = steering.last_lams.tolist() if steering is not None and steering.last_lams is not None \
+                else [0.0] * B
+            scores = steered
+            for p in procs:
+                scores = p(history, scores)
+            if sampling.greedy:
+                tokens = scores.argmax(-1)
+            else:
+                for w in warpers:
+                    scores = w(history, scores)
+                probs = torch.softmax(scores, dim=-1)
+                tokens = torch.cat([torch.multinomial(probs[b], 1, generator=generators[b]) for b in range(B)])
+            token_list = tokens.tolist()
+            active = [not d for d in done]
+            yield _Step(index, token_list, active, base, steered, lams)
+            for b, t in enumerate(token_list):
+                if active[b] and t in eos:
+                    done[b] = True
+            if all(done) or index + 1 == sampling.max_new_tokens:
+                return
+            if cancel is not None and cancel.is_set():
+                return
+            next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done)],
+                                    dtype=torch.long, device=device)
+            history = torch.cat([history, next_ids], dim=-1)
+            mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
+            position = position[:, -1:] + 1
+            out = model(input_ids=next_ids, attention_mask=mask, position_ids=position, past_key_values=cache,
+                        use_cache=True)
+
+
+class _AltText:
+    """Cached text of single tokens, for the alternatives list."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.cache: dict[int, str] = {}
+
+    def __call__(self, token_id: int) -> str:
+        text = self.cache.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            self.cache[token_id] = text
+        return text
+
+
+def _top(probs: torch.Tensor, k: int, alt_text: _AltText) -> list[Alternative]:
+    if k <= 0:
+        return []
+    p, i = probs.topk(k)
+    return [(int(t), alt_text(int(t)), float(q)) for t, q in zip(i.tolist(), p.tolist())]
+
+
+@dataclass
+class _SideState:
+    side: str
+    tracker: TextTracker
+    steps: list[TokenStep] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+    js: list[float] = field(default_factory=list)
+    stop_reason: str = "length"
+    finished: bool = False
+
+
+def _record(state: _SideState, step: _Step, row: int, sampling: SamplingConfig, alt_text: _AltText,
+            eos: set[int], steered_row: bool) -> TokenStep | None:
+    """Turn one row of a step into a TokenStep (None when the row ended with EOS)."""
+    token = step.tokens[row]
+    if token in eos:
+        state.finished, state.stop_reason = True, "eos"
+        return None
+    state.token_ids.append(token)
+    piece = state.tracker.push(token)
+    lam = step.lams[row] if steered_row else 0.0
+    if sampling.diagnostics:
+        base_p = torch.softmax(step.base[row], dim=-1)
+        if steered_row and lam > 0:
+            steered_p = torch.softmax(step.steered[row], dim=-1)
+            js = float(js_bits_from_logits(step.base[row:row + 1], step.steered[row:row + 1])[0])
+        else:
+            steered_p, js = base_p, 0.0
+        k = sampling.n_alternatives
+        top_base = _top(base_p, k, alt_text)
+        top_steered = top_base if steered_p is base_p else _top(steered_p, k, alt_text)
+        rec = TokenStep(state.side, step.index, token, piece, float(base_p[token]), float(steered_p[token]),
+                        js, lam, top_base, top_steered)
+    else:
+        js = 0.0
+        if steered_row and lam > 0:
+            js = float(js_bits_from_logits(step.base[row:row + 1], step.steered[row:row + 1])[0])
+        rec = TokenStep(state.side, step.index, token, piece, float("nan"), float("nan"), js, lam)
+    state.js.append(rec.js_bits)
+    state.steps.append(rec)
+    return rec
+
+
+class Generation:
+    """One streamed continuation. Iterate for TokenSteps; then read the result and `summary()`."""
+
+    def __init__(self, lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
+                 steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None) -> None:
+        sampling.validate()
+        self.lm, self.sampling, self.steering, self.cancel = lm, sampling, steering, cancel
+        self.notices: list[str] = []
+        self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
+        self._state = _SideState("steered" if steering is not None else "baseline",
+                                 TextTracker(lm.tokenizer, self.prompt_ids))
+        self._started = False
+
+    def __iter__(self) -> Iterator[TokenStep]:
+        if self._started:
+            raise RuntimeError("a Generation can be iterated once")
+        self._started = True
+        if self.steering is not None:
+            self.steering.row_scale = self.steering.row_lams = None
+        alt_text, eos = _AltText(self.lm.tokenizer), self.lm.eos_token_ids
+        state = self._state
+        for step in _decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
+                                 [self.sampling.seed]):
+            rec = _record(state, step, 0, self.sampling, alt_text, eos, self.steering is not None)
+            if rec is None:
+                return
+            yield rec
+        if self.cancel is not None and self.cancel.is_set() and len(state.token_ids) < self.sampling.max_new_tokens:
+            state.stop_reason = "cancelled"
+
+    @property
+    def steps(self) -> list[TokenStep]:
+        return self._state.steps
+
+    @property
+    def token_ids(self) -> list[int]:
+        return self._state.token_ids
+
+    @property
+    def stop_reason(self) -> str:
+        return self._state.stop_reason
+
+    @property
+    def text(self) -> str:
+        return self._state.tracker.text
+
+    def summary(self, prior: Prior | None = None) -> Summary:
+        """Metrics of the continuation (style metrics under `prior`, by default the steering prior)."""
+        from engine.metrics import compute_metrics
+
+        prior = prior if prior is not None else (self.steering.prior if self.steering is not None else None)
+        s = self._state
+        metrics = compute_metrics(self.lm, self.prompt_ids, s.token_ids, s.js, prior)
+        return Summary(s.side, self.text, list(s.token_ids), metrics, s.stop_reason)
+
+
+def stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
+           steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None) -> Generation:
+    """A streamed continuation of `prompt`; steered when `steering` is given."""
+    return Generation(lm, prompt, sampling, steering, cancel)
+
+
+class CompareGeneration:
+    """Baseline and steered continuations of one prompt with one seed, decoded in one batch."""
+
+    def __init__(self, lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
+                 steering: StyleSteeringProcessor, cancel: threading.Event | None = None) -> None:
+        sampling.validate()
+        if steering is None:
+            raise ValueError("compare mode needs a steering processor (a style)")
+        self.lm, self.sampling, self.steering, self.cancel = lm, sampling, steering, cancel
+        self.notices: list[str] = []
+        self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
+        self.baseline = _SideState("baseline", TextTracker(lm.tokenizer, self.prompt_ids))
+        self.steered = _SideState("steered", TextTracker(lm.tokenizer, self.prompt_ids))
+
+    def __iter__(self) -> Iterator[tuple[TokenStep | None, TokenStep | None]]:
+        alt_text, eos = _AltText(self.lm.tokenizer), self.lm.eos_token_ids
+        self.steering.row_lams = None
+        self.steering.row_scale = torch.tensor([0.0, 1.0])
+        sides = (self.baseline, self.steered)
+        try:
+            for step in _decode_rows(self.lm, [self.prompt_ids, self.prompt_ids], self.sampling, self.steering,
+                                     self.cancel, [self.sampling.seed, self.sampling.seed]):
+                pair: list[TokenStep | None] = [None, None]
+                for row, state in enumerate(sides):
+                    if not state.finished and step.active[row]:
+                        pair[row] = _record(state, step, row, self.sampling, alt_text, eos, row == 1)
+                if all(s.finished for s in sides):
+                    return
+                if pair[0] is not None or pair[1] is not None:
+                    yield pair[0], pair[1]
+        finally:
+            self.steering.row_scale = None
+        if self.cancel is not None and self.cancel.is_set():
+            for s in sides:
+                if not s.finished and len(s.token_ids) < self.sampling.max_new_tokens:
+                    s.stop_reason = "cancelled"
+
+    def summaries(self) -> tuple[Summary, Summary]:
+        from engine.metrics import compute_metrics
+
+        out = []
+        for s in (self.baseline, self.steered):
+            metrics = compute_metrics(self.lm, self.prompt_ids, s.token_ids, s.js, self.steering.prior)
+            out.append(Summary(s.side, s.tracker.text, list(s.token_ids), metrics, s.stop_reason))
+        return out[0], out[1]
+
+
+def compare_stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
+                   steering: StyleSteeringProcessor, cancel: threading.Event | None = None) -> CompareGeneration:
+    """Baseline and steered side by side, streamed as (baseline, steered) pairs."""
+    return CompareGeneration(lm, prompt, sampling, steering, cancel)
+
+
+# -- batches (the sweep) ------------------------------------------------------------------------
+
+@dataclass
+class BatchResult:
+    """One row of a batch: its prompt, continuation and per-step JS."""
+
+    prompt_ids: list[int]
+    token_ids: list[int]
+    text: str
+    js_bits: list[float]
+    stop_reason: str
+    lam: float = 0.0
+
+
+def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams: Sequence[float], *, mode: str,
+                   prior: Prior | None, sampling: SamplingConfig, budget_bits: float = 0.05,
+                   cancel: threading.Event | None = None, progress: Any = None) -> list[BatchResult]:
+    """Decode every (prompt, lam) row in one batch: one forward per step for all rows.
+
+    progress(step, max_new_tokens) is called after every step.
+    """
+    if len(prompts) != len(lams):
+        raise ValueError(f"prompts and lams differ in length ({len(prompts)} vs {len(lams)})")
+    sampling.validate()
+    notices: list[str] = []
+    rows = [_encode_prompt(lm, p, sampling.max_new_tokens, notices) for p in prompts]
+    steering = None
+    if prior is not None and any(lam > 0 for lam in lams):
+        steering = StyleSteeringProcessor(prior, lam=max(lams), mode=mode, budget_bits=budget_bits)
+        steering.row_lams = torch.tensor([float(x) for x in lams])
+    states = [_SideState("steered", TextTracker(lm.tokenizer, r)) for r in rows]
+    eos = lm.eos_token_ids
+    seeds = [sampling.seed] * len(rows)
+    for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds):
+        js = None
+        if steering is not None:
+            js = js_bits_from_logits(step.base, step.steered).tolist()
+        for b, state in enumerate(states):
+            if state.finished or not step.active[b]:
+                continue
+            token = step.tokens[b]
+            if token in eos:
+                state.finished, state.stop_reason = True, "eos"
+                continue
+            state.token_ids.append(token)
+            state.tracker.ids.append(token)
+            state.js.append(js[b] if js is not None and lams[b] > 0 else 0.0)
+        if progress is not None:
+            progress(step.index + 1, sampling.max_new_tokens)
+    cancelled = cancel is not None and cancel.is_set()
+    out = []
+    for r, s, lam in zip(rows, states, lams):
+        reason = "cancelled" if cancelled and not s.finished and len(s.token_ids) < sampling.max_new_tokens \
+            else s.stop_reason
+        out.append(BatchResult(r, s.token_ids, s.tracker.text, s.js, reason, float(lam)))
+    return out
