@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,12 @@ def _sampling_processors(sampling: SamplingConfig) -> tuple[list[Any], list[Any]
     return procs, warpers
 
 
+def _cache_keyword(model: Any) -> str:
+    """transformers renamed `past_key_values` to `cache` in 5.x; accept both."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
                  steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
                  seeds: list[int | None]) -> Iterator[_Step]:
@@ -144,10 +151,10 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
     eos = lm.eos_token_ids
     done = [False] * B
     history = ids
-    cache = DynamicCache(config=model.config)
+    cache = {_cache_keyword(model): DynamicCache(config=model.config)}
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=position, past_key_values=cache,
-                    use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, logits_to_keep=1,
+                    **cache)
         for index in range(sampling.max_new_tokens):
             base = out.logits[:, -1, :].to(dtype=torch.float32)
             steered = steering(history, base) if steering is not None else base
@@ -178,8 +185,7 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
             history = torch.cat([history, next_ids], dim=-1)
             mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
             position = position[:, -1:] + 1
-            out = model(input_ids=next_ids, attention_mask=mask, position_ids=position, past_key_values=cache,
-                        use_cache=True)
+            out = model(input_ids=next_ids, attention_mask=mask, position_ids=position, use_cache=True, **cache)
 
 
 class _AltText:

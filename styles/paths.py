@@ -18,9 +18,13 @@ def user_dir() -> Path:
     return path
 
 
+MODELS_ENV_VAR = "STYLESTEER_MODELS"
+
+
 def models_dir() -> Path:
-    """Cache of converted models (safetensors) inside the data folder."""
-    path = user_dir() / "models"
+    """Cache of converted models (safetensors): `$STYLESTEER_MODELS`, else inside the data folder."""
+    override = os.environ.get(MODELS_ENV_VAR)
+    path = Path(override).expanduser() if override else user_dir() / "models"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
