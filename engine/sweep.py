@@ -137,7 +137,6 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
     `lm_or_fingerprint` is a LoadedModel (fingerprint, vocab size and tokenizer taken from it) or a
     tokenizer fingerprint string (then `vocab_size` is required).
     """
-    from styles.importer import count_ngrams
     from styles.prior import StylePrior
 
     if isinstance(lm_or_fingerprint, str):
@@ -156,6 +155,8 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
         steer_counts = store.load_counts(name, documents=steer_docs)
         held_counts = store.load_counts(name, documents=held_docs)
     else:
+        from styles.importer import count_ngrams
+
         ids = np.asarray(store.document_token_ids(name, docs[0]), dtype=np.int64)
         cut = split_tokens(ids, fraction, is_boundary=_newline_test(tokenizer))
         steer_counts = count_ngrams([ids[:cut]])
