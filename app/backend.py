@@ -1,0 +1,137 @@
+"""What the worker needs from the engine and the style library, as one small interface.
+
+Every method runs on the worker thread. `RealBackend` (app/real_backend.py) drives
+engine/ and styles/; `FakeBackend` (app/fake_engine.py) yields canned tokens so GUI
+tests load no model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.types import SamplingConfig, Summary, TokenStep
+
+ProgressFn = Callable[[int, int, str], None]  # (done, total, what is happening)
+
+
+class UserFacingError(Exception):
+    """A problem the user can act on (bad file, model missing, style mismatch): shown as one line."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled; nothing changed."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    source: str
+    device: str
+    dtype: str
+    quantization: str | None
+    memory_bytes: int
+    vocab_size: int
+    fingerprint: str
+    notices: tuple[str, ...] = ()
+
+    def status_text(self) -> str:
+        quant = f", {self.quantization}" if self.quantization else ""
+        return f"{self.name} · {self.device} · {self.dtype}{quant} · {format_bytes(self.memory_bytes)}"
+
+
+@dataclass(frozen=True)
+class StyleInfo:
+    name: str
+    documents: int
+    tokens: int
+    tokenizer: str
+    fingerprint: str = ""
+    compatible: bool = True  # built with the loaded model's tokenizer
+
+
+@dataclass
+class ImportReport:
+    style: str
+    imported: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why)
+    tokens: int = 0
+    cancelled: bool = False
+
+    def summary_text(self) -> str:
+        if self.cancelled:
+            return f"Import into “{self.style}” was cancelled; the style is unchanged."
+        lines = [f"Imported {len(self.imported)} file(s), {self.tokens:,} tokens, into “{self.style}”."]
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)}:")
+            lines += [f"  {Path(name).name}: {why}" for name, why in self.skipped[:50]]
+            if len(self.skipped) > 50:
+                lines.append(f"  … and {len(self.skipped) - 50} more")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class SteerParams:
+    style: str | None
+    lam: float = 0.3
+    mode: str = "dense"
+    budget_bits: float = 0.05
+
+
+class GenerationLike(Protocol):
+    def __iter__(self) -> Iterator[TokenStep]: ...
+    def summary(self) -> Summary: ...
+
+
+class CompareLike(Protocol):
+    def __iter__(self) -> Iterator[tuple[TokenStep | None, TokenStep | None]]: ...
+    def summaries(self) -> tuple[Summary, Summary]: ...
+
+
+class Backend(Protocol):
+    """Engine state owned by the worker thread."""
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def model_info(self) -> ModelInfo | None: ...
+    def load_model(self, spec: str | None, *, device: str | None, quantize: str | None,
+                   progress: ProgressFn, cancel: threading.Event,
+                   notify: Callable[[str], None]) -> ModelInfo: ...
+    def list_styles(self) -> list[StyleInfo]: ...
+    def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
+                     cancel: threading.Event) -> ImportReport: ...
+    def rebuild_style(self, style: str, *, progress: ProgressFn, cancel: threading.Event) -> None: ...
+    def rename_style(self, old: str, new: str) -> None: ...
+    def delete_style(self, style: str) -> None: ...
+    def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                 cancel: threading.Event) -> GenerationLike: ...
+    def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                cancel: threading.Event) -> CompareLike: ...
+    def set_lam(self, lam: float) -> None: ...
+    def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+             cancel: threading.Event) -> Any: ...
+
+
+def format_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files given directly, plus every file under given folders (sorted, hidden ones left out)."""
+    out: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not any(
+                part.startswith(".") for part in f.relative_to(p).parts))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,190 @@
+"""Baseline and steered side by side from one prompt and seed, streaming together, with metrics."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (QAbstractItemView, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
+                               QPlainTextEdit, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem,
+                               QTextEdit, QVBoxLayout, QWidget)
+
+from engine.types import METRIC_NAMES, Summary, TokenStep
+
+METRIC_LABELS = {
+    "style_ppl": ("Style PPL", "lower = closer to the style"),
+    "base_ppl": ("Base PPL", "lower = more fluent under the frozen model"),
+    "js_mean_bits": ("Mean JS (bits)", "how far steering moved each step"),
+    "js_median_bits": ("Median JS (bits)", ""),
+    "unigram_overlap": ("Unigram overlap", "share of tokens among the style's top 5000"),
+    "bigram_seen": ("Bigram seen rate", "share of bigrams found in the style corpus"),
+    "distinct_2": ("Distinct-2", "share of distinct bigrams: low means loops"),
+}
+# Orange is the colour-blind-safe partner of the viridis blues/greens used for tints.
+DIFF_COLOR = QColor(230, 159, 0, 90)
+
+
+def format_metric(value: float | None) -> str:
+    if value is None:
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.1f}"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+
+
+class ComparePane(QTextEdit):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.setObjectName("comparePane")
+        self.setReadOnly(True)
+        self.setAccessibleName(name)
+        font = QFont("Georgia")
+        font.setStyleHint(QFont.StyleHint.Serif)
+        font.setPointSizeF(11.5)
+        self.setFont(font)
+
+    def append_piece(self, text: str, differs: bool) -> None:
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        fmt = QTextCharFormat()
+        if differs:
+            fmt.setBackground(DIFF_COLOR)
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.DotLine)
+        cursor.insertText(text, fmt)
+
+
+class CompareView(QWidget):
+    """Prompt + seed in, two streaming panes, a metrics table, insert buttons."""
+
+    runRequested = Signal(str, int)  # prompt, seed
+    stopRequested = Signal()
+    insertRequested = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Compare baseline and steered")
+        self.baseline_text = ""
+        self.steered_text = ""
+        self.n_diff = 0
+        self.n_pairs = 0
+        self.summaries: tuple[Summary, Summary] | None = None
+
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.prompt = QPlainTextEdit()
+        self.prompt.setAccessibleName("Compare prompt")
+        self.prompt.setPlaceholderText("Prompt for both sides")
+        self.prompt.setMaximumHeight(80)
+        top.addWidget(self.prompt, 1)
+        side = QGridLayout()
+        side.addWidget(QLabel("Seed:"), 0, 0)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setAccessibleName("Compare seed")
+        side.addWidget(self.seed, 0, 1)
+        self.run_button = QPushButton("Run")
+        self.run_button.setAccessibleName("Run comparison")
+        self.run_button.setToolTip("Decode baseline (λ = 0) and steered from the same prompt and seed")
+        self.run_button.clicked.connect(self._run)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setAccessibleName("Stop comparison")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stopRequested)
+        side.addWidget(self.run_button, 1, 0)
+        side.addWidget(self.stop_button, 1, 1)
+        top.addLayout(side)
+        layout.addLayout(top)
+
+        panes = QGridLayout()
+        self.base_title = QLabel("<b>Baseline</b> (unsteered)")
+        self.steer_title = QLabel("<b>Steered</b>")
+        self.baseline = ComparePane("Baseline text")
+        self.steered = ComparePane("Steered text")
+        self.insert_base = QPushButton("Insert baseline into editor")
+        self.insert_base.setAccessibleName("Insert baseline into editor")
+        self.insert_base.clicked.connect(lambda: self.insertRequested.emit(self.baseline_text))
+        self.insert_steer = QPushButton("Insert steered into editor")
+        self.insert_steer.setAccessibleName("Insert steered into editor")
+        self.insert_steer.clicked.connect(lambda: self.insertRequested.emit(self.steered_text))
+        panes.addWidget(self.base_title, 0, 0)
+        panes.addWidget(self.steer_title, 0, 1)
+        panes.addWidget(self.baseline, 1, 0)
+        panes.addWidget(self.steered, 1, 1)
+        panes.addWidget(self.insert_base, 2, 0)
+        panes.addWidget(self.insert_steer, 2, 1)
+        layout.addLayout(panes, 1)
+
+        self.diff_label = QLabel("Tokens where the two sides differ are marked in orange.")
+        self.diff_label.setObjectName("hint")
+        self.diff_label.setAccessibleName("Differences")
+        layout.addWidget(self.diff_label)
+
+        self.metrics = QTableWidget(len(METRIC_NAMES), 2)
+        self.metrics.setAccessibleName("Metrics")
+        self.metrics.setHorizontalHeaderLabels(["Baseline", "Steered"])
+        self.metrics.setVerticalHeaderLabels([METRIC_LABELS.get(m, (m, ""))[0] for m in METRIC_NAMES])
+        for r, m in enumerate(METRIC_NAMES):
+            self.metrics.verticalHeaderItem(r).setToolTip(METRIC_LABELS.get(m, (m, ""))[1])
+        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.metrics.setMaximumHeight(self.metrics.verticalHeader().length() + 30)
+        layout.addWidget(self.metrics)
+        self._set_insert_enabled(False)
+
+    def _run(self) -> None:
+        self.runRequested.emit(self.prompt.toPlainText(), self.seed.value())
+
+    def _set_insert_enabled(self, on: bool) -> None:
+        self.insert_base.setEnabled(on)
+        self.insert_steer.setEnabled(on)
+
+    def set_title(self, style: str | None, lam: float, mode: str) -> None:
+        self.steer_title.setText(f"<b>Steered</b> toward “{style}” (λ = {lam:.3f}, {mode})" if style
+                                 else "<b>Steered</b> (no style chosen: same as baseline)")
+
+    def begin(self) -> None:
+        self.baseline.clear()
+        self.steered.clear()
+        self.baseline_text = self.steered_text = ""
+        self.n_diff = self.n_pairs = 0
+        self.summaries = None
+        for r in range(self.metrics.rowCount()):
+            for c in range(2):
+                self.metrics.setItem(r, c, QTableWidgetItem(""))
+        self.run_button.setEnabled(False)
+        self.stop_button.setEnabled(True)
+        self._set_insert_enabled(False)
+        self.diff_label.setText("Decoding…")
+
+    def add_pairs(self, pairs: list[tuple[TokenStep | None, TokenStep | None]]) -> None:
+        for base, steer in pairs:
+            differs = base is not None and steer is not None and base.token_id != steer.token_id
+            differs = differs or (base is None) != (steer is None)
+            self.n_pairs += 1
+            self.n_diff += int(differs)
+            if base is not None:
+                self.baseline.append_piece(base.text, differs)
+                self.baseline_text += base.text
+            if steer is not None:
+                self.steered.append_piece(steer.text, differs)
+                self.steered_text += steer.text
+        self.diff_label.setText(f"{self.n_diff} of {self.n_pairs} positions differ (marked in orange).")
+
+    def finish(self, summaries: tuple[Summary, Summary] | None) -> None:
+        self.run_button.setEnabled(True)
+        self.stop_button.setEnabled(False)
+        self._set_insert_enabled(bool(self.baseline_text or self.steered_text))
+        if summaries is None:
+            return
+        self.summaries = summaries
+        base, steer = summaries
+        # The summaries hold the exact texts; they win over the streamed pieces.
+        self.baseline_text, self.steered_text = base.text, steer.text
+        for r, m in enumerate(METRIC_NAMES):
+            for c, s in enumerate((base, steer)):
+                item = QTableWidgetItem(format_metric(s.metrics.get(m)))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.metrics.setItem(r, c, item)
+
+    def metric_text(self, name: str, side: int) -> str:
+        item = self.metrics.item(METRIC_NAMES.index(name), side)
+        return item.text() if item else ""

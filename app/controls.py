@@ -1,0 +1,187 @@
+"""Steering (λ, mode, budget τ) and sampling controls; λ acts live on the stream in progress."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget)
+
+from app.settings import SteerSettings
+from engine.types import MODES, SamplingConfig
+
+SLIDER_STEPS = 1000
+MODE_HELP = {
+    "paper": "paper: the published update, only on tokens the style has seen (faithful to the paper)",
+    "dense": "dense: product of experts over every token (p_model · p_style^λ)",
+    "budget": "budget: dense, with λ lowered per token so JS stays under τ bits",
+}
+
+
+def slider_to_lam(v: int) -> float:
+    """Quadratic: half the slider covers λ 0–0.25, where the useful range is."""
+    return round((v / SLIDER_STEPS) ** 2, 4)
+
+
+def lam_to_slider(lam: float) -> int:
+    return round(math.sqrt(max(0.0, min(1.0, lam))) * SLIDER_STEPS)
+
+
+class SteeringControls(QWidget):
+    lamChanged = Signal(float)
+    changed = Signal()  # any setting, for persisting
+
+    def __init__(self, settings: SteerSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Steering and sampling")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+
+        steer = QGroupBox("Steering")
+        sform = QFormLayout(steer)
+        lam_row = QHBoxLayout()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.slider.setAccessibleName("Lambda")
+        self.slider.setToolTip("Steering strength λ (0 = the model alone). Finer near 0, where it matters; "
+                               "acts live on the text being generated.")
+        self.lam_box = QDoubleSpinBox()
+        self.lam_box.setObjectName("lamReadout")
+        self.lam_box.setRange(0.0, 1.0)
+        self.lam_box.setDecimals(3)
+        self.lam_box.setSingleStep(0.005)
+        self.lam_box.setAccessibleName("Lambda value")
+        lam_row.addWidget(self.slider, 1)
+        lam_row.addWidget(self.lam_box)
+        sform.addRow("λ:", lam_row)
+        self.mode = QComboBox()
+        self.mode.setAccessibleName("Steering mode")
+        for m in MODES:
+            self.mode.addItem(m, m)
+            self.mode.setItemData(self.mode.count() - 1, MODE_HELP[m], Qt.ItemDataRole.ToolTipRole)
+        sform.addRow("Mode:", self.mode)
+        self.budget = QDoubleSpinBox()
+        self.budget.setRange(0.001, 1.0)
+        self.budget.setDecimals(3)
+        self.budget.setSingleStep(0.005)
+        self.budget.setSuffix(" bits")
+        self.budget.setAccessibleName("Budget tau")
+        self.budget.setToolTip("budget mode: the most JS divergence allowed per token")
+        sform.addRow("Budget τ:", self.budget)
+        self.mode_help = QLabel()
+        self.mode_help.setObjectName("hint")
+        self.mode_help.setWordWrap(True)
+        sform.addRow(self.mode_help)
+        layout.addWidget(steer)
+
+        samp = QGroupBox("Sampling")
+        form = QFormLayout(samp)
+        self.greedy = QCheckBox("Greedy (deterministic; small models loop)")
+        self.greedy.setAccessibleName("Greedy decoding")
+        form.addRow(self.greedy)
+        self.temperature = self._dspin(0.05, 2.0, 0.05, 2, "Temperature")
+        self.top_p = self._dspin(0.05, 1.0, 0.01, 2, "Top-p")
+        self.top_k = QSpinBox()
+        self.top_k.setRange(0, 1000)
+        self.top_k.setSpecialValueText("off")
+        self.top_k.setAccessibleName("Top-k")
+        self.rep = self._dspin(1.0, 2.0, 0.01, 2, "Repetition penalty")
+        self.seed = QSpinBox()
+        self.seed.setRange(-1, 2**31 - 1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setAccessibleName("Seed")
+        self.max_tokens = QSpinBox()
+        self.max_tokens.setRange(1, 1024)
+        self.max_tokens.setAccessibleName("Maximum new tokens")
+        form.addRow("Temperature:", self.temperature)
+        form.addRow("Top-p:", self.top_p)
+        form.addRow("Top-k:", self.top_k)
+        form.addRow("Repetition penalty:", self.rep)
+        form.addRow("Seed:", self.seed)
+        form.addRow("Max tokens:", self.max_tokens)
+        layout.addWidget(samp)
+        layout.addStretch(1)
+
+        self.set_values(settings)
+        self.slider.valueChanged.connect(self._slider_moved)
+        self.lam_box.valueChanged.connect(self._box_changed)
+        self.mode.currentIndexChanged.connect(self._mode_changed)
+        self.greedy.toggled.connect(self._greedy_toggled)
+        for w in (self.budget, self.temperature, self.top_p, self.rep):
+            w.valueChanged.connect(lambda _v: self.changed.emit())
+        for w in (self.top_k, self.seed, self.max_tokens):
+            w.valueChanged.connect(lambda _v: self.changed.emit())
+
+    def _dspin(self, lo: float, hi: float, step: float, decimals: int, name: str) -> QDoubleSpinBox:
+        w = QDoubleSpinBox()
+        w.setRange(lo, hi)
+        w.setSingleStep(step)
+        w.setDecimals(decimals)
+        w.setAccessibleName(name)
+        return w
+
+    def set_values(self, s: SteerSettings) -> None:
+        self._syncing = True
+        self.slider.setValue(lam_to_slider(s.lam))
+        self.lam_box.setValue(s.lam)
+        self._syncing = False
+        self.mode.setCurrentIndex(max(0, self.mode.findData(s.mode)))
+        self.budget.setValue(s.budget_bits)
+        self.greedy.setChecked(s.greedy)
+        self.temperature.setValue(s.temperature)
+        self.top_p.setValue(s.top_p)
+        self.top_k.setValue(s.top_k)
+        self.rep.setValue(s.repetition_penalty)
+        self.seed.setValue(s.seed)
+        self.max_tokens.setValue(s.max_new_tokens)
+        self._mode_changed()
+        self._greedy_toggled(s.greedy)
+
+    def lam(self) -> float:
+        return float(self.lam_box.value())
+
+    def set_lam(self, lam: float) -> None:
+        self.lam_box.setValue(max(0.0, min(1.0, float(lam))))
+
+    def _slider_moved(self, v: int) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        self.lam_box.setValue(slider_to_lam(v))
+        self._syncing = False
+        self.lamChanged.emit(self.lam())
+        self.changed.emit()
+
+    def _box_changed(self, value: float) -> None:
+        if not self._syncing:
+            self._syncing = True
+            self.slider.setValue(lam_to_slider(value))
+            self._syncing = False
+        self.lamChanged.emit(self.lam())
+        self.changed.emit()
+
+    def _mode_changed(self, *_args: object) -> None:
+        mode = self.mode.currentData()
+        self.budget.setEnabled(mode == "budget")
+        self.mode_help.setText(MODE_HELP.get(mode, ""))
+        self.changed.emit()
+
+    def _greedy_toggled(self, on: bool) -> None:
+        for w in (self.temperature, self.top_p, self.top_k):
+            w.setEnabled(not on)
+        self.changed.emit()
+
+    def values(self) -> SteerSettings:
+        return SteerSettings(lam=self.lam(), mode=self.mode.currentData(), budget_bits=self.budget.value(),
+                             greedy=self.greedy.isChecked(), temperature=self.temperature.value(),
+                             top_p=self.top_p.value(), top_k=self.top_k.value(),
+                             repetition_penalty=self.rep.value(), seed=self.seed.value(),
+                             max_new_tokens=self.max_tokens.value())
+
+    def sampling(self, seed: int | None = None) -> SamplingConfig:
+        v = self.values()
+        chosen = v.seed if seed is None else seed
+        return SamplingConfig(max_new_tokens=v.max_new_tokens, greedy=v.greedy, temperature=v.temperature,
+                              top_k=v.top_k, top_p=v.top_p, repetition_penalty=v.repetition_penalty,
+                              seed=None if chosen < 0 else chosen)

@@ -1,0 +1,479 @@
+"""The prose editor: streaming ghost text, per-token JS tints, one-step accept, token hover."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QEvent, QMimeData, QPoint, Qt, Signal
+from PySide6.QtGui import (QColor, QFont, QKeyEvent, QKeySequence, QMouseEvent, QPalette, QTextCharFormat,
+                           QTextCursor, QTextDocument, QTextFormat)
+from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+
+from app import palette
+from engine.types import TokenStep
+
+PROMPT_MAX_CHARS = 6000  # the model sees at most this much text before the cursor
+
+
+def u16len(s: str) -> int:
+    """Length in UTF-16 code units: QTextDocument positions count those, not code points."""
+    return len(s.encode("utf-16-le")) // 2
+
+
+def u16prefix(s: str, n: int) -> str:
+    return s.encode("utf-16-le")[: 2 * n].decode("utf-16-le", errors="ignore")
+
+
+@dataclass
+class TokenRef:
+    """One generated token in the editor: where it is and what the engine said about it."""
+
+    step: TokenStep | None  # None for text the user chose (an alternative), not generated
+    start: int  # document position
+    end: int
+    ghost: bool  # still a suggestion, not part of the document
+    run: int  # which generation/acceptance it came from
+    index: int  # position in that run
+
+
+class _Accepted:
+    """Accepted tokens of one run: [start, end) spans kept in step with every later edit."""
+
+    def __init__(self, spans: list[list[int]], steps: list[TokenStep | None]) -> None:
+        self.spans = spans
+        self.steps = steps
+
+    def follow(self, pos: int, removed: int, added: int) -> None:
+        """Shift spans after an edit at pos; a token whose text was edited stops being a token."""
+        keep_spans, keep_steps = [], []
+        for (a, b), step in zip(self.spans, self.steps):
+            if pos >= b:
+                keep_spans.append([a, b])
+            elif pos + removed <= a:
+                keep_spans.append([a + added - removed, b + added - removed])
+            else:
+                continue
+            keep_steps.append(step)
+        self.spans, self.steps = keep_spans, keep_steps
+
+
+class Editor(QPlainTextEdit):
+    """QPlainTextEdit for prose with a ghost-text completion after the cursor."""
+
+    tokenHovered = Signal(object)  # TokenRef | None
+    generateRequested = Signal()
+    stopRequested = Signal()  # Esc: stop and discard
+    ghostAccepted = Signal(str)
+    ghostChanged = Signal(bool)  # whether a suggestion is showing
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("editor")
+        self.setAccessibleName("Editor")
+        self.setAccessibleDescription("Your text. Ctrl+Enter suggests a continuation in your style.")
+        self.setTabChangesFocus(False)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
+        self.setCenterOnScroll(False)
+        font = QFont("Georgia")
+        font.setStyleHint(QFont.StyleHint.Serif)
+        font.setPointSizeF(12.5)
+        self.setFont(font)
+        self.document().setDocumentMargin(18)
+        self.viewport().setMouseTracking(True)
+        self._ghost_start: int | None = None
+        self._ghost_text = ""
+        self._ghost_steps: list[TokenStep | None] = []
+        self._ghost_offsets: list[int] = []  # UTF-16 offset of each ghost token from the start
+        self._ghost_run = 0
+        self._runs: list[_Accepted] = []
+        self._show_tints = True
+        self._dark = False
+        self._hovered: TokenRef | None = None
+        self._ours = False  # True while we edit the document ourselves
+        self.cursorPositionChanged.connect(self._on_cursor_moved)
+        self.document().contentsChange.connect(self._on_contents_change)
+
+    # --- appearance --------------------------------------------------------------
+    def set_dark(self, dark: bool) -> None:
+        self._dark = dark
+        self._refresh_tints()
+
+    def set_show_tints(self, on: bool) -> None:
+        self._show_tints = on
+        self._refresh_tints()
+
+    def show_tints(self) -> bool:
+        return self._show_tints
+
+    def _ghost_format(self, step: TokenStep | None) -> QTextCharFormat:
+        fmt = QTextCharFormat()
+        fmt.setFontItalic(True)
+        text = self.palette().color(QPalette.ColorRole.Text)
+        ghost = QColor(text)
+        ghost.setAlphaF(0.62)
+        fmt.setForeground(ghost)
+        fmt.setProperty(QTextFormat.Property.UserProperty + 1, True)
+        return fmt
+
+    # --- the document without the suggestion -------------------------------------
+    def has_ghost(self) -> bool:
+        return self._ghost_start is not None
+
+    def ghost_text(self) -> str:
+        return self._ghost_text
+
+    def text(self) -> str:
+        """The document as the user wrote it: never includes a pending suggestion."""
+        full = self.toPlainText()
+        if self._ghost_start is None:
+            return full
+        enc = full.encode("utf-16-le")
+        a, b = 2 * self._ghost_start, 2 * (self._ghost_start + u16len(self._ghost_text))
+        return (enc[:a] + enc[b:]).decode("utf-16-le")
+
+    def prompt_text(self) -> str:
+        """Text the model continues: everything before the cursor (and any suggestion so far)."""
+        full = self.toPlainText()
+        if self._ghost_start is not None:
+            end = self._ghost_start + u16len(self._ghost_text)
+        else:
+            end = self.textCursor().position()
+        return u16prefix(full, end)[-PROMPT_MAX_CHARS:]
+
+    # --- ghost text ----------------------------------------------------------------
+    def begin_ghost(self) -> None:
+        """Start a suggestion at the cursor (any old one is discarded first)."""
+        self.discard_ghost()
+        cursor = self.textCursor()
+        if cursor.hasSelection():
+            cursor.clearSelection()
+            self.setTextCursor(cursor)
+        self._ghost_start = cursor.position()
+        self._ghost_text = ""
+        self._ghost_steps = []
+        self._ghost_offsets = []
+        self._ghost_run += 1
+        self.ghostChanged.emit(True)
+
+    def append_ghost(self, steps: list[TokenStep | None], texts: list[str] | None = None) -> None:
+        """Append streamed tokens to the suggestion (one edit block for the whole suggestion)."""
+        if self._ghost_start is None:
+            self.begin_ghost()
+        pieces = texts if texts is not None else [s.text if s is not None else "" for s in steps]
+        chunk = "".join(pieces)
+        if not chunk and not steps:
+            return
+        offset = u16len(self._ghost_text)
+        for step, piece in zip(steps, pieces):
+            self._ghost_steps.append(step)
+            self._ghost_offsets.append(offset)
+            offset += u16len(piece)
+        if chunk:
+            self._insert_ghost_chunk(chunk, first=not self._ghost_text)
+            self._ghost_text += chunk
+        self._refresh_tints()
+
+    def _insert_ghost_chunk(self, chunk: str, first: bool) -> None:
+        assert self._ghost_start is not None
+        user = self.textCursor()
+        anchor, pos = user.anchor(), user.position()
+        at = self._ghost_start + u16len(self._ghost_text)
+        cur = QTextCursor(self.document())
+        cur.setPosition(at)
+        self._ours = True
+        try:
+            # The whole suggestion is one undo command: Esc undoes it, leaving the text untouched.
+            if first:
+                cur.beginEditBlock()
+            else:
+                cur.joinPreviousEditBlock()
+            cur.insertText(chunk, self._ghost_format(None))
+            cur.endEditBlock()
+        finally:
+            self._ours = False
+        if pos <= at and anchor <= at:
+            # Inserting at the cursor would push it along; the cursor stays where the user left it.
+            keep = self.textCursor()
+            keep.setPosition(anchor)
+            keep.setPosition(pos, QTextCursor.MoveMode.KeepAnchor)
+            self.setTextCursor(keep)
+
+    def _take_ghost(self) -> tuple[str, list[TokenStep | None], list[int]] | None:
+        """Remove the suggestion from the document (undoing its edit block); return what it was."""
+        if self._ghost_start is None:
+            return None
+        text, steps, offsets = self._ghost_text, self._ghost_steps, self._ghost_offsets
+        start = self._ghost_start
+        if text:
+            self._ours = True
+            try:
+                self.document().undo()
+                # Nothing of the suggestion may come back through Redo.
+                self.document().clearUndoRedoStacks(QTextDocument.Stacks.RedoStack)
+            finally:
+                self._ours = False
+        cursor = self.textCursor()
+        if cursor.position() > start and not cursor.hasSelection():
+            cursor.setPosition(min(start, self.document().characterCount() - 1))
+            self.setTextCursor(cursor)
+        self._ghost_start = None
+        self._ghost_text = ""
+        self._ghost_steps = []
+        self._ghost_offsets = []
+        self._hovered = None
+        return text, steps, offsets
+
+    def discard_ghost(self) -> bool:
+        """Esc: the document goes back byte for byte to what it was."""
+        taken = self._take_ghost()
+        if taken is None:
+            return False
+        self._refresh_tints()
+        self.ghostChanged.emit(False)
+        return True
+
+    def accept_ghost(self, n_tokens: int | None = None) -> str:
+        """Make the first n tokens (all by default) part of the document, as one undo step."""
+        if self._ghost_start is None:
+            return ""
+        start = self._ghost_start
+        text, steps, offsets = self._take_ghost()  # type: ignore[misc]
+        n = len(steps) if n_tokens is None else max(0, min(n_tokens, len(steps)))
+        cut = offsets[n] if n < len(steps) else u16len(text)
+        accepted, rest = u16prefix(text, cut), text.encode("utf-16-le")[2 * cut:].decode("utf-16-le")
+        if accepted:
+            cur = QTextCursor(self.document())
+            cur.setPosition(start)
+            self._ours = True
+            try:
+                cur.beginEditBlock()
+                cur.insertText(accepted, QTextCharFormat(self.currentCharFormat()))
+                cur.endEditBlock()
+            finally:
+                self._ours = False
+            spans = [[start + offsets[i], start + (offsets[i + 1] if i + 1 < len(offsets) else u16len(text))]
+                     for i in range(n)]
+            self._runs.append(_Accepted(spans, steps[:n]))
+            end = QTextCursor(self.document())
+            end.setPosition(start + cut)
+            self.setTextCursor(end)
+        if n < len(steps):
+            # A partial accept keeps the rest on screen as the suggestion.
+            self._ghost_start = start + cut
+            self._ghost_text = ""
+            self._ghost_steps, self._ghost_offsets = [], []
+            self.append_ghost(steps[n:], _split(rest, [o - cut for o in offsets[n:]]))
+        else:
+            self.ghostChanged.emit(False)
+        self._refresh_tints()
+        self.ghostAccepted.emit(accepted)
+        return accepted
+
+    def accept_word(self) -> str:
+        """Ctrl+Right: accept whole tokens up to the end of the next word."""
+        if not self._ghost_steps:
+            return ""
+        pieces = _split(self._ghost_text, self._ghost_offsets)
+        seen_word = False
+        n = 0
+        for i, piece in enumerate(pieces):
+            if seen_word and (piece[:1].isspace() or not piece):
+                break
+            n = i + 1
+            if piece.strip():
+                seen_word = True
+        return self.accept_ghost(n)
+
+    def truncate_ghost(self, n_tokens: int) -> None:
+        """Keep only the first n tokens of the suggestion (before rerolling from there)."""
+        if self._ghost_start is None:
+            return
+        start = self._ghost_start
+        text, steps, offsets = self._take_ghost()  # type: ignore[misc]
+        pieces = _split(text, offsets)[:n_tokens]
+        self._ghost_start = start
+        self._ghost_text = ""
+        self._ghost_steps, self._ghost_offsets = [], []
+        self.append_ghost(steps[:n_tokens], pieces)
+
+    def cut_accepted_from(self, ref: TokenRef) -> int:
+        """Delete an accepted run from this token on (one undo step); return where it started."""
+        run = self._runs[ref.run]
+        start = ref.start
+        end = max(b for _, b in run.spans[ref.index:])
+        run.spans, run.steps = run.spans[:ref.index], run.steps[:ref.index]
+        cur = QTextCursor(self.document())
+        cur.setPosition(start)
+        cur.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        cur.beginEditBlock()
+        cur.removeSelectedText()
+        cur.endEditBlock()
+        place = QTextCursor(self.document())
+        place.setPosition(start)
+        self.setTextCursor(place)
+        self._refresh_tints()
+        return start
+
+    def clear_runs(self) -> None:
+        self._runs = []
+        self._refresh_tints()
+
+    # --- tokens: lookup and tint -------------------------------------------------------
+    def tokens(self) -> list[TokenRef]:
+        out: list[TokenRef] = []
+        for r, run in enumerate(self._runs):
+            for i, ((a, b), step) in enumerate(zip(run.spans, run.steps)):
+                out.append(TokenRef(step, a, b, False, r, i))
+        if self._ghost_start is not None:
+            total = u16len(self._ghost_text)
+            for i, (step, off) in enumerate(zip(self._ghost_steps, self._ghost_offsets)):
+                end = self._ghost_offsets[i + 1] if i + 1 < len(self._ghost_offsets) else total
+                out.append(TokenRef(step, self._ghost_start + off, self._ghost_start + end, True, -1, i))
+        return out
+
+    def token_at(self, pos: int, *, before: bool = False) -> TokenRef | None:
+        for t in self.tokens():
+            if t.start <= pos < t.end or (before and t.start < pos == t.end):
+                return t
+        return None
+
+    def _refresh_tints(self) -> None:
+        selections = []
+        if self._show_tints:
+            for t in self.tokens():
+                if t.step is None:
+                    continue
+                color = palette.tint(t.step.js_bits, self._dark)
+                if color is None and not (self._hovered and self._hovered.start == t.start):
+                    continue
+                sel = QTextEdit.ExtraSelection()
+                c = QTextCursor(self.document())
+                c.setPosition(t.start)
+                c.setPosition(t.end, QTextCursor.MoveMode.KeepAnchor)
+                sel.cursor = c
+                fmt = QTextCharFormat()
+                if color is not None:
+                    fmt.setBackground(color)
+                if self._hovered is not None and self._hovered.start == t.start and self._hovered.end == t.end:
+                    fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+                sel.format = fmt
+                selections.append(sel)
+        self.setExtraSelections(selections)
+
+    def _set_hovered(self, ref: TokenRef | None) -> None:
+        same = (ref is None and self._hovered is None) or (
+            ref is not None and self._hovered is not None and ref.start == self._hovered.start
+            and ref.end == self._hovered.end and ref.ghost == self._hovered.ghost)
+        if same:
+            return
+        self._hovered = ref
+        self._refresh_tints()
+        self.tokenHovered.emit(ref)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        super().mouseMoveEvent(event)
+        pos = self.cursorForPosition(event.position().toPoint()).position()
+        ref = self.token_at(pos)
+        if ref is None and pos > 0:
+            # cursorForPosition rounds to the nearest gap; look at the char on either side.
+            ref = self.token_at(pos - 1)
+        if ref is not None:
+            self._set_hovered(ref)
+
+    def _on_cursor_moved(self) -> None:
+        if self._ours:
+            return
+        ref = self.token_at(self.textCursor().position())
+        if ref is None:
+            ref = self.token_at(self.textCursor().position(), before=True)
+        if ref is not None:
+            self._set_hovered(ref)
+
+    def hover_token(self, ref: TokenRef | None) -> None:
+        self._set_hovered(ref)
+
+    def _on_contents_change(self, pos: int, removed: int, added: int) -> None:
+        if self._runs:
+            for run in self._runs:
+                run.follow(pos, removed, added)
+            if not self._ours:
+                self._refresh_tints()
+
+    # --- keys ----------------------------------------------------------------------------
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        if ctrl and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.generateRequested.emit()
+            return
+        if self._ghost_start is not None:
+            if key == Qt.Key.Key_Tab and not ctrl:
+                self.accept_ghost()
+                return
+            if key == Qt.Key.Key_Right and ctrl:
+                self.accept_word()
+                return
+            if key == Qt.Key.Key_Escape or event.matches(QKeySequence.StandardKey.Undo) or event.matches(
+                    QKeySequence.StandardKey.Redo):
+                # Esc (and Undo) while a suggestion shows: stop and discard, nothing else.
+                self.stopRequested.emit()
+                self.discard_ghost()
+                return
+            if _edits(event):
+                # Typing over a suggestion dismisses it, like any editor's inline completion.
+                self.stopRequested.emit()
+                self.discard_ghost()
+        super().keyPressEvent(event)
+
+    def event(self, e: QEvent) -> bool:
+        # Take Tab/Esc/Ctrl+Right before any shortcut while a suggestion is showing.
+        if e.type() == QEvent.Type.ShortcutOverride and self._ghost_start is not None:
+            ke = e  # type: ignore[assignment]
+            if ke.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Escape) or (
+                    ke.key() == Qt.Key.Key_Right and ke.modifiers() & Qt.KeyboardModifier.ControlModifier):
+                e.accept()
+                return True
+        return super().event(e)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:
+        if self._ghost_start is not None:
+            self.stopRequested.emit()
+            self.discard_ghost()
+        super().insertFromMimeData(source)
+
+    def undo(self) -> None:
+        if self.discard_ghost():
+            self.stopRequested.emit()
+            return
+        super().undo()
+
+    def redo(self) -> None:
+        if self.discard_ghost():
+            self.stopRequested.emit()
+            return
+        super().redo()
+
+    def load_text(self, text: str) -> None:
+        """Replace the whole document (open/new): a fresh undo history."""
+        self.discard_ghost()
+        self._runs = []
+        self.setPlainText(text)
+        self.document().setModified(False)
+        self._refresh_tints()
+
+
+def _split(text: str, offsets: list[int]) -> list[str]:
+    enc = text.encode("utf-16-le")
+    bounds = list(offsets) + [len(enc) // 2]
+    return [enc[2 * a: 2 * b].decode("utf-16-le", errors="ignore") for a, b in zip(bounds, bounds[1:])]
+
+
+def _edits(event: QKeyEvent) -> bool:
+    """Whether a key press would change the text."""
+    if event.text() and event.text().isprintable():
+        return True
+    if event.key() in (Qt.Key.Key_Backspace, Qt.Key.Key_Delete, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+        return True
+    return any(event.matches(k) for k in (QKeySequence.StandardKey.Cut, QKeySequence.StandardKey.Paste,
+                                          QKeySequence.StandardKey.DeleteStartOfWord,
+                                          QKeySequence.StandardKey.DeleteEndOfWord))

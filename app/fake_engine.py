@@ -1,0 +1,275 @@
+"""A stand-in for the engine and style library: canned tokens with sleeps, no model.
+
+GUI tests and demos use it so they load nothing. It keeps the real API's shape:
+TokenStep records with p_base/p_steered/JS/alternatives, summaries with metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleInfo,
+                         UserFacingError, expand_paths)
+from engine.types import METRIC_NAMES, SamplingConfig, Summary, TokenStep
+
+_WORDS = ("the", "night", "was", "still", "and", "the", "river", "ran", "slow", "beneath", "a",
+          "sky", "of", "pale", "stars", "while", "she", "walked", "home", "thinking", "of", "him",
+          "and", "of", "what", "he", "had", "said", "at", "the", "gate")
+_ALT_WORDS = ("a", "the", "some", "her", "his", "an", "old", "dark", "long", "small")
+
+
+@dataclass
+class FakeOptions:
+    """Knobs tests turn: speed, CPU load per token (torch ops release the GIL), failures."""
+
+    token_delay_s: float = 0.01
+    cpu_ms_per_token: float = 0.0  # busy work per token, half in torch, half in Python
+    load_delay_s: float = 0.05
+    file_delay_s: float = 0.005
+    vocab_size: int = 1000
+    fail_generate: bool = False
+    calls: list[str] = field(default_factory=list)
+
+
+def _burn(ms: float) -> None:
+    """Busy work like a decode step: mostly torch matmuls (GIL released), a little Python."""
+    if ms <= 0:
+        return
+    import torch
+
+    end = time.perf_counter() + ms / 1000
+    a = torch.randn(96, 96)
+    while time.perf_counter() < end:
+        a = torch.tanh(a @ a)
+        sum(i * i for i in range(200))  # some pure-Python work holding the GIL
+
+
+class FakeGeneration:
+    """Iterates canned TokenSteps; `.summary()` afterwards, like engine.decode.Generation."""
+
+    def __init__(self, backend: "FakeBackend", prompt: str, sampling: SamplingConfig,
+                 steer: SteerParams, cancel: threading.Event | None, side: str = "steered",
+                 seed_shift: int = 0) -> None:
+        self._b = backend
+        self.prompt = prompt
+        self.sampling = sampling
+        self.steer = steer
+        self.cancel = cancel
+        self.side = side
+        self.steps: list[TokenStep] = []
+        self.stop_reason = "length"
+        self._rng = random.Random((sampling.seed or 0) + seed_shift + len(prompt))
+
+    def _step(self, i: int) -> TokenStep:
+        lam = self._b.lam if self.side == "steered" else 0.0
+        word = self._rng.choice(_WORDS)
+        at_word_start = i == 0 and (not self.prompt or self.prompt.endswith((" ", "\n")))
+        piece = word if at_word_start else " " + word
+        p_base = 0.2 + 0.6 * self._rng.random()
+        js = 0.0 if lam == 0 else lam * 0.3 * self._rng.random() ** 2
+        p_steered = min(0.99, p_base * (1 + js * 3))
+        tid = (_WORDS.index(word) + 7) % self._b.options.vocab_size
+        alts_base = [(tid, piece, p_base)] + [
+            (100 + k, " " + w, p_base * 0.5 ** (k + 1)) for k, w in enumerate(_ALT_WORDS[:4])]
+        alts_steer = [(tid, piece, p_steered)] + [
+            (200 + k, " " + w, p_steered * 0.4 ** (k + 1)) for k, w in enumerate(reversed(_ALT_WORDS[-4:]))]
+        return TokenStep(side=self.side, step=i, token_id=tid, text=piece, p_base=p_base,
+                         p_steered=p_steered if self.side == "steered" else p_base, js_bits=js,
+                         lam=lam, top_base=alts_base, top_steered=alts_steer if self.side == "steered" else alts_base)
+
+    def __iter__(self) -> Iterator[TokenStep]:
+        o = self._b.options
+        if o.fail_generate:
+            raise RuntimeError("the fake engine was told to fail")
+        for i in range(self.sampling.max_new_tokens):
+            if self.cancel is not None and self.cancel.is_set():
+                self.stop_reason = "cancelled"
+                return
+            _burn(o.cpu_ms_per_token)
+            if o.token_delay_s:
+                time.sleep(o.token_delay_s)
+            step = self._step(i)
+            self.steps.append(step)
+            yield step
+
+    def summary(self) -> Summary:
+        text = "".join(s.text for s in self.steps)
+        ids = [s.token_id for s in self.steps]
+        js = [s.js_bits for s in self.steps]
+        n = max(1, len(ids))
+        metrics: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
+        metrics.update(
+            style_ppl=900.0 - 400 * (self.steer.lam if self.side == "steered" else 0),
+            base_ppl=20.0 + 10 * (self.steer.lam if self.side == "steered" else 0),
+            js_mean_bits=sum(js) / n, js_median_bits=sorted(js)[len(js) // 2] if js else 0.0,
+            unigram_overlap=0.8, bigram_seen=0.5 + (0.1 if self.side == "steered" else 0),
+            distinct_2=len(set(zip(ids, ids[1:]))) / max(1, len(ids) - 1))
+        return Summary(side=self.side, text=text, token_ids=ids, metrics=metrics,
+                       stop_reason=self.stop_reason)
+
+
+class FakeCompare:
+    def __init__(self, backend: "FakeBackend", prompt: str, sampling: SamplingConfig,
+                 steer: SteerParams, cancel: threading.Event | None) -> None:
+        base_steer = SteerParams(style=steer.style, lam=0.0, mode=steer.mode)
+        self.base = FakeGeneration(backend, prompt, sampling, base_steer, cancel, side="baseline")
+        self.steered = FakeGeneration(backend, prompt, sampling, steer, cancel, side="steered",
+                                      seed_shift=1)
+
+    def __iter__(self) -> Iterator[tuple[TokenStep | None, TokenStep | None]]:
+        yield from zip(self.base, self.steered)
+
+    def summaries(self) -> tuple[Summary, Summary]:
+        return self.base.summary(), self.steered.summary()
+
+
+class FakeBackend:
+    """In-memory styles, a pretend model, canned generation."""
+
+    def __init__(self, options: FakeOptions | None = None) -> None:
+        self.options = options or FakeOptions()
+        self.lam = 0.3
+        self._model: ModelInfo | None = None
+        self._styles: dict[str, StyleInfo] = {}
+        self.thread_ids: set[int] = set()  # which threads touched the backend (must be the worker's)
+
+    def _touch(self, what: str) -> None:
+        self.thread_ids.add(threading.get_ident())
+        self.options.calls.append(what)
+
+    def open(self) -> None:
+        self._touch("open")
+
+    def close(self) -> None:
+        self._touch("close")
+
+    def model_info(self) -> ModelInfo | None:
+        return self._model
+
+    def load_model(self, spec: str | None, *, device: str | None, quantize: str | None,
+                   progress: ProgressFn, cancel: threading.Event,
+                   notify: Callable[[str], None]) -> ModelInfo:
+        self._touch(f"load_model:{spec}")
+        stages = ("resolving", "tokenizer", "weights", "moving to device")
+        for i, stage in enumerate(stages):
+            if cancel.is_set():
+                raise Cancelled()
+            progress(i, len(stages), stage)
+            time.sleep(self.options.load_delay_s / len(stages))
+        if spec and ("missing" in spec or "broken" in spec):
+            raise UserFacingError(f"Could not load model “{spec}”: no such model folder or hub id.")
+        name = spec or "demo"
+        self._model = ModelInfo(name=f"fake-{name}", source=name, device=device or "cpu",
+                                dtype="float32", quantization=None if quantize in (None, "none") else quantize,
+                                memory_bytes=270 * 1024 * 1024, vocab_size=self.options.vocab_size,
+                                fingerprint="fakefp")
+        progress(len(stages), len(stages), "ready")
+        return self._model
+
+    def list_styles(self) -> list[StyleInfo]:
+        self._touch("list_styles")
+        return sorted(self._styles.values(), key=lambda s: s.name.lower())
+
+    def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
+                     cancel: threading.Event) -> ImportReport:
+        self._touch(f"import:{style}")
+        files = expand_paths(paths)
+        report = ImportReport(style=style)
+        tokens = 0
+        for i, f in enumerate(files):
+            if cancel.is_set():
+                report.cancelled = True
+                return report  # the style is left as it was
+            progress(i, len(files), f.name)
+            time.sleep(self.options.file_delay_s)
+            try:
+                data = f.read_bytes()
+            except OSError as exc:
+                report.skipped.append((str(f), f"unreadable ({exc.strerror or exc})"))
+                continue
+            if not data.strip():
+                report.skipped.append((str(f), "empty"))
+                continue
+            if b"\x00" in data[:4096]:
+                report.skipped.append((str(f), "binary file, not text"))
+                continue
+            n = len(data.split())
+            tokens += n
+            report.imported.append(str(f))
+        progress(len(files), len(files), "done")
+        if not report.imported:
+            raise UserFacingError(f"Nothing imported into “{style}”: " + (
+                "; ".join(f"{Path(n).name}: {w}" for n, w in report.skipped[:5]) or "no files"))
+        old = self._styles.get(style)
+        self._styles[style] = StyleInfo(
+            name=style, documents=(old.documents if old else 0) + len(report.imported),
+            tokens=(old.tokens if old else 0) + tokens, tokenizer="fake-tokenizer", fingerprint="fakefp")
+        report.tokens = tokens
+        return report
+
+    def rebuild_style(self, style: str, *, progress: ProgressFn, cancel: threading.Event) -> None:
+        self._touch(f"rebuild:{style}")
+        if style not in self._styles:
+            raise UserFacingError(f"No style named “{style}”.")
+        for i in range(5):
+            if cancel.is_set():
+                raise Cancelled()
+            progress(i, 5, "rebuilding")
+            time.sleep(self.options.file_delay_s)
+        progress(5, 5, "done")
+
+    def rename_style(self, old: str, new: str) -> None:
+        self._touch(f"rename:{old}->{new}")
+        if new in self._styles:
+            raise UserFacingError(f"A style named “{new}” already exists.")
+        info = self._styles.pop(old)
+        self._styles[new] = StyleInfo(new, info.documents, info.tokens, info.tokenizer, info.fingerprint)
+
+    def delete_style(self, style: str) -> None:
+        self._touch(f"delete:{style}")
+        self._styles.pop(style, None)
+
+    def _check_ready(self, steer: SteerParams) -> None:
+        if self._model is None:
+            raise UserFacingError("No model is loaded yet.")
+        if steer.style and steer.style not in self._styles:
+            raise UserFacingError(f"No style named “{steer.style}”.")
+
+    def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                 cancel: threading.Event) -> FakeGeneration:
+        self._touch("generate")
+        self._check_ready(steer)
+        self.lam = steer.lam if steer.style else 0.0
+        return FakeGeneration(self, prompt, sampling, steer, cancel)
+
+    def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                cancel: threading.Event) -> FakeCompare:
+        self._touch("compare")
+        self._check_ready(steer)
+        self.lam = steer.lam if steer.style else 0.0
+        return FakeCompare(self, prompt, sampling, steer, cancel)
+
+    def set_lam(self, lam: float) -> None:
+        self.lam = float(lam)  # a float store is atomic under the GIL
+
+    def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+             cancel: threading.Event) -> Any:
+        self._touch("tune")
+        lams = list(params.get("lams", (0.0, 0.1, 0.2, 0.3)))
+        rows = []
+        for i, lam in enumerate(lams):
+            if cancel.is_set():
+                raise Cancelled()
+            progress(i, len(lams), f"λ = {lam:g}")
+            time.sleep(self.options.token_delay_s)
+            rows.append({"lam": lam, "style_ppl": 900 - 300 * lam, "base_ppl": 20 + 30 * lam * lam})
+        progress(len(lams), len(lams), "done")
+        best = min(rows, key=lambda r: r["style_ppl"] + 10 * r["base_ppl"])
+        return {"best_lam": best["lam"], "rows": rows, "math_ok": not math.isnan(best["lam"])}

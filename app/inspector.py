@@ -1,0 +1,175 @@
+"""One token under the mouse or cursor: base vs steered probability, JS, alternatives to reroll from."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QLinearGradient, QPainter, QPaintEvent
+from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSizePolicy, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from app import palette
+from app.editor import TokenRef
+
+
+def _show(text: str) -> str:
+    """A token's text made visible: spaces and newlines drawn as symbols."""
+    return text.replace(" ", "·").replace("\n", "⏎").replace("\t", "→") or "∅"
+
+
+class Legend(QWidget):
+    """The JS colour scale with its ticks in bits."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("JS divergence colour legend")
+        self.setToolTip("Token tint: Jensen–Shannon divergence between the base and steered "
+                        "distributions at that step, in bits (square-root scale).")
+        self.setMinimumHeight(40)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        w = self.width() - 24
+        bar = QRectF(12, 4, w, 14)
+        grad = QLinearGradient(bar.topLeft(), bar.topRight())
+        for i in range(11):
+            grad.setColorAt(i / 10, palette.ramp(i / 10))
+        p.fillRect(bar, grad)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        p.drawRect(bar)
+        font = p.font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1.5))
+        p.setFont(font)
+        for v in palette.LEGEND_TICKS:
+            x = 12 + palette.scale(v) * w
+            p.drawLine(int(x), 18, int(x), 22)
+            label = f"{v:g}" if v else "0"
+            fw = p.fontMetrics().horizontalAdvance(label)
+            p.drawText(int(min(max(0, x - fw / 2), self.width() - fw)), 34, label)
+        p.end()
+
+
+class Inspector(QWidget):
+    """Shows one TokenRef; clicking an alternative asks to regenerate from that point."""
+
+    alternativeChosen = Signal(object, str)  # (TokenRef, alternative text)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Token inspector")
+        self._ref: TokenRef | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        title = QLabel("JS divergence (bits)")
+        title.setObjectName("legendTitle")
+        layout.addWidget(title)
+        self.legend = Legend()
+        layout.addWidget(self.legend)
+
+        self.token_label = QLabel("Hover a generated token, or move the cursor onto one.")
+        self.token_label.setObjectName("hint")
+        self.token_label.setWordWrap(True)
+        self.token_label.setAccessibleName("Token")
+        layout.addWidget(self.token_label)
+
+        form = QFormLayout()
+        self.p_base = QLabel("–")
+        self.p_base.setAccessibleName("Base probability")
+        self.p_steered = QLabel("–")
+        self.p_steered.setAccessibleName("Steered probability")
+        self.js = QLabel("–")
+        self.js.setAccessibleName("JS divergence")
+        self.lam = QLabel("–")
+        self.lam.setAccessibleName("Lambda applied")
+        form.addRow("p base:", self.p_base)
+        form.addRow("p steered:", self.p_steered)
+        form.addRow("JS:", self.js)
+        form.addRow("λ applied:", self.lam)
+        layout.addLayout(form)
+
+        alts = QHBoxLayout()
+        self.base_box = QGroupBox("Base top")
+        self.base_box.setAccessibleName("Top alternatives under the base model")
+        self.base_box.setLayout(QVBoxLayout())
+        self.steer_box = QGroupBox("Steered top")
+        self.steer_box.setAccessibleName("Top alternatives under the steered model")
+        self.steer_box.setLayout(QVBoxLayout())
+        alts.addWidget(self.base_box)
+        alts.addWidget(self.steer_box)
+        layout.addLayout(alts)
+        hint = QLabel("Click an alternative to regenerate from there.")
+        hint.setObjectName("hint")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        layout.addStretch(1)
+        self.alt_buttons: list[QToolButton] = []
+
+    def token(self) -> TokenRef | None:
+        return self._ref
+
+    def show_token(self, ref: TokenRef | None) -> None:
+        if ref is None:
+            return  # keep the last token visible while the mouse crosses plain text
+        self._ref = ref
+        step = ref.step
+        where = "suggestion" if ref.ghost else "accepted text"
+        if step is None:
+            self.token_label.setText(f"“{_show('')}” ({where}): chosen by you")
+            for lbl in (self.p_base, self.p_steered, self.js, self.lam):
+                lbl.setText("–")
+            self._fill(self.base_box, [])
+            self._fill(self.steer_box, [])
+            return
+        self.token_label.setText(f"Token {step.step + 1}: “{_show(step.text)}” ({where})")
+        self.p_base.setText(f"{step.p_base:.3f}")
+        self.p_steered.setText(f"{step.p_steered:.3f}  ({_ratio(step.p_steered, step.p_base)})")
+        self.js.setText(f"{step.js_bits:.4f} bits")
+        self.lam.setText(f"{step.lam:.3f}")
+        self._fill(self.base_box, step.top_base)
+        self._fill(self.steer_box, step.top_steered)
+
+    def _fill(self, box: QGroupBox, alts: list) -> None:
+        layout = box.layout()
+        while layout.count():
+            item = layout.takeAt(0)
+            w = item.widget()
+            if w is not None:
+                if w in self.alt_buttons:
+                    self.alt_buttons.remove(w)
+                w.deleteLater()
+        for _tid, text, prob in alts:
+            b = QToolButton()
+            b.setText(f"{_show(text)}   {prob:.3f}")
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            b.setAccessibleName(f"Alternative {text.strip() or repr(text)}, probability {prob:.3f}")
+            b.setToolTip("Regenerate from here with this token")
+            b.setProperty("altText", text)
+            b.clicked.connect(lambda _=False, t=text: self._choose(t))
+            layout.addWidget(b)
+            self.alt_buttons.append(b)
+        if not alts:
+            empty = QLabel("–")
+            layout.addWidget(empty)
+
+    def _choose(self, text: str) -> None:
+        if self._ref is not None:
+            self.alternativeChosen.emit(self._ref, text)
+
+    def clear(self) -> None:
+        self._ref = None
+        self.token_label.setText("Hover a generated token, or move the cursor onto one.")
+        for lbl in (self.p_base, self.p_steered, self.js, self.lam):
+            lbl.setText("–")
+        self._fill(self.base_box, [])
+        self._fill(self.steer_box, [])
+
+
+def _ratio(a: float, b: float) -> str:
+    if b <= 0:
+        return "n/a"
+    r = a / b
+    return f"×{r:.2f}"
+
+

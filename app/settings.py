@@ -1,0 +1,146 @@
+"""Typed access to the app's persistent settings (QSettings)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
+
+ORGANIZATION = "StyleSteer"
+APPLICATION = "StyleSteer"
+
+
+def init_application_names() -> None:
+    """Set organisation/application once at start-up so every QSettings() finds the same store."""
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setOrganizationDomain("stylesteer.invalid")
+    QCoreApplication.setApplicationName(APPLICATION)
+
+
+@dataclass
+class SteerSettings:
+    """What the steering and sampling controls hold; defaults keep the demo model readable."""
+
+    lam: float = 0.3
+    mode: str = "dense"
+    budget_bits: float = 0.05
+    greedy: bool = False
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 50
+    repetition_penalty: float = 1.15
+    seed: int = 0  # -1 means a fresh random seed each time
+    max_new_tokens: int = 64
+
+
+class Settings:
+    """Typed reads with defaults over one QSettings; every key lives here."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self._s = qsettings or QSettings()
+
+    # --- generic typed helpers -------------------------------------------------
+    def _get(self, key: str, default: Any, typ: type) -> Any:
+        value = self._s.value(key, default)
+        if value is None:
+            return default
+        try:
+            if typ is bool:
+                if isinstance(value, str):
+                    return value.strip().lower() in ("1", "true", "yes", "on")
+                return bool(value)
+            return typ(value)
+        except (TypeError, ValueError):
+            return default
+
+    def _set(self, key: str, value: Any) -> None:
+        self._s.setValue(key, value)
+
+    def sync(self) -> None:
+        self._s.sync()
+
+    # --- window layout -----------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        value = self._s.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_geometry(self, data: QByteArray) -> None:
+        self._set("window/geometry", data)
+
+    def window_state(self) -> QByteArray | None:
+        value = self._s.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_window_state(self, data: QByteArray) -> None:
+        self._set("window/state", data)
+
+    # --- model and style ---------------------------------------------------------
+    def model_spec(self) -> str | None:
+        value = self._get("model/spec", "", str)
+        return value or None
+
+    def set_model_spec(self, spec: str | None) -> None:
+        self._set("model/spec", spec or "")
+
+    def device(self) -> str:
+        return self._get("model/device", "auto", str)
+
+    def set_device(self, device: str) -> None:
+        self._set("model/device", device)
+
+    def quantize(self) -> str:
+        return self._get("model/quantize", "none", str)
+
+    def set_quantize(self, q: str) -> None:
+        self._set("model/quantize", q)
+
+    def style(self) -> str | None:
+        value = self._get("style/active", "", str)
+        return value or None
+
+    def set_style(self, name: str | None) -> None:
+        self._set("style/active", name or "")
+
+    # --- steering and sampling ---------------------------------------------------
+    def steer(self) -> SteerSettings:
+        defaults = SteerSettings()
+        values = {}
+        for f in fields(SteerSettings):
+            default = getattr(defaults, f.name)
+            values[f.name] = self._get(f"steer/{f.name}", default, type(default))
+        return SteerSettings(**values)
+
+    def set_steer(self, steer: SteerSettings) -> None:
+        for key, value in asdict(steer).items():
+            self._set(f"steer/{key}", value)
+
+    # --- files and appearance ----------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self._s.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def set_recent_files(self, paths: list[str]) -> None:
+        self._set("files/recent", list(paths))
+
+    def last_dir(self) -> str:
+        return self._get("files/last_dir", "", str)
+
+    def set_last_dir(self, path: str) -> None:
+        self._set("files/last_dir", path)
+
+    def theme(self) -> str:
+        """'system', 'light' or 'dark'."""
+        value = self._get("view/theme", "system", str)
+        return value if value in ("system", "light", "dark") else "system"
+
+    def set_theme(self, theme: str) -> None:
+        self._set("view/theme", theme)
+
+    def show_tints(self) -> bool:
+        return self._get("view/show_tints", True, bool)
+
+    def set_show_tints(self, on: bool) -> None:
+        self._set("view/show_tints", on)

@@ -1,0 +1,332 @@
+"""The style library: list, import (files, folder, drag and drop) with progress/ETA/Cancel, manage."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
+                               QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from app.backend import ImportReport, StyleInfo
+from app.worker import JobError, Worker
+
+NO_STYLE = "(none: unsteered)"
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """'about 12 s left' from a rate measured so far."""
+    if done <= 0 or total <= 0 or elapsed <= 0:
+        return "estimating…"
+    left = elapsed / done * (total - done)
+    if left < 60:
+        return f"about {left:.0f} s left"
+    return f"about {left / 60:.0f} min left"
+
+
+class StylePanel(QWidget):
+    """Lists styles; all store work goes through the worker."""
+
+    activeStyleChanged = Signal(object)  # str | None
+    message = Signal(str)  # one line for the status bar
+    reportReady = Signal(object)  # ImportReport, for tests and the status bar
+
+    def __init__(self, worker: Worker, parent: QWidget | None = None, *, ask: bool = True) -> None:
+        super().__init__(parent)
+        self.worker = worker
+        self.ask = ask  # False in tests: no modal dialogs
+        self.setAccessibleName("Style library")
+        self.setAcceptDrops(True)
+        self._styles: list[StyleInfo] = []
+        self._active: str | None = None
+        self._job: int | None = None
+        self._t0 = 0.0
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["Style", "Documents", "Tokens", "Tokenizer"])
+        self.table.setAccessibleName("Styles")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for c in (1, 2, 3):
+            header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
+        layout.addWidget(self.table)
+
+        self.active_label = QLabel()
+        self.active_label.setAccessibleName("Active style")
+        layout.addWidget(self.active_label)
+
+        row1 = QHBoxLayout()
+        self.use_button = self._button("Use", "Steer toward the selected style", self.use_selected)
+        self.none_button = self._button("No style", "Generate without steering", lambda: self.set_active(None))
+        self.import_button = self._button("Import files…", "Add text files to a style", self.import_files)
+        self.folder_button = self._button("Import folder…", "Add every file in a folder", self.import_folder)
+        for b in (self.use_button, self.none_button, self.import_button, self.folder_button):
+            row1.addWidget(b)
+        layout.addLayout(row1)
+        row2 = QHBoxLayout()
+        self.rebuild_button = self._button("Rebuild", "Recount the selected style from its documents",
+                                           self.rebuild_selected)
+        self.rename_button = self._button("Rename…", "Rename the selected style", self.rename_selected)
+        self.delete_button = self._button("Delete…", "Delete the selected style", self.delete_selected)
+        for b in (self.rebuild_button, self.rename_button, self.delete_button):
+            row2.addWidget(b)
+        row2.addStretch(1)
+        layout.addLayout(row2)
+
+        prog = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Import progress")
+        self.progress.setVisible(False)
+        self.eta = QLabel()
+        self.eta.setAccessibleName("Time left")
+        self.eta.setVisible(False)
+        self.cancel_button = self._button("Cancel", "Stop the import; the style stays as it was",
+                                          self.cancel)
+        self.cancel_button.setVisible(False)
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.eta)
+        prog.addWidget(self.cancel_button)
+        layout.addLayout(prog)
+        hint = QLabel("Drop files or folders here to import them.")
+        hint.setObjectName("hint")
+        layout.addWidget(hint)
+        self._update_active_label()
+        worker.stylesChanged.connect(self.set_styles)
+
+    def _button(self, text: str, tip: str, slot) -> QPushButton:
+        b = QPushButton(text)
+        b.setToolTip(tip)
+        b.setAccessibleName(text.rstrip("…"))
+        b.clicked.connect(slot)
+        return b
+
+    # --- list --------------------------------------------------------------------
+    def refresh(self) -> None:
+        self.worker.list_styles(on_error=self._error)
+
+    def set_styles(self, styles: list[StyleInfo]) -> None:
+        self._styles = list(styles)
+        selected = self.selected()
+        self.table.setRowCount(len(styles))
+        for r, s in enumerate(styles):
+            name = QTableWidgetItem(("● " if s.name == self._active else "") + s.name)
+            name.setData(Qt.ItemDataRole.UserRole, s.name)
+            if not s.compatible:
+                name.setToolTip("Built with another tokenizer: rebuild it for the loaded model.")
+            docs = QTableWidgetItem(f"{s.documents:,}")
+            docs.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            toks = QTableWidgetItem(f"{s.tokens:,}")
+            toks.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            tok = QTableWidgetItem(s.tokenizer + ("" if s.compatible else "  (other model)"))
+            for c, item in enumerate((name, docs, toks, tok)):
+                self.table.setItem(r, c, item)
+            if s.name == selected:
+                self.table.selectRow(r)
+        if self._active and self._active not in self.style_names():
+            self.set_active(None)
+
+    def style_names(self) -> list[str]:
+        return [s.name for s in self._styles]
+
+    def styles(self) -> list[StyleInfo]:
+        return list(self._styles)
+
+    def selected(self) -> str | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.table.item(rows[0].row(), 0)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def select(self, name: str) -> None:
+        for r in range(self.table.rowCount()):
+            if self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == name:
+                self.table.selectRow(r)
+
+    # --- active style ------------------------------------------------------------
+    def active(self) -> str | None:
+        return self._active
+
+    def set_active(self, name: str | None) -> None:
+        if name == self._active:
+            return
+        self._active = name
+        self._update_active_label()
+        self.set_styles(self._styles) if self._styles else None
+        self.activeStyleChanged.emit(name)
+
+    def use_selected(self) -> None:
+        name = self.selected()
+        if name:
+            self.set_active(name)
+
+    def _update_active_label(self) -> None:
+        self.active_label.setText(f"Active style: <b>{self._active}</b>" if self._active
+                                  else f"Active style: {NO_STYLE}")
+
+    # --- import ------------------------------------------------------------------
+    def import_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Import files into a style", "",
+            "Text (*.txt *.md *.html *.htm *.docx *.epub);;All files (*)")
+        if files:
+            self.start_import([Path(f) for f in files])
+
+    def import_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Import a folder into a style")
+        if folder:
+            self.start_import([Path(folder)])
+
+    def _ask_style_name(self, paths: list[Path]) -> str | None:
+        default = self.selected() or (paths[0].stem if len(paths) == 1 else paths[0].parent.name) or "my style"
+        if not self.ask:
+            return default
+        names = self.style_names()
+        items = [default] + [n for n in names if n != default]
+        name, ok = QInputDialog.getItem(self, "Import into style",
+                                        "Style to add these files to (type a new name to create one):",
+                                        items, 0, True)
+        name = name.strip()
+        return name if ok and name else None
+
+    def start_import(self, paths: list[Path], style: str | None = None) -> int | None:
+        if self._job is not None:
+            self.message.emit("An import is already running.")
+            return None
+        style = style or self._ask_style_name(paths)
+        if not style:
+            return None
+        self._t0 = time.monotonic()
+        self._set_running(True, f"Importing into “{style}”…")
+        self._job = self.worker.import_paths(
+            style, paths, on_progress=self._on_progress, on_done=self._on_imported,
+            on_error=self._on_failed, on_cancelled=self._on_cancelled)
+        return self._job
+
+    def rebuild_selected(self) -> None:
+        name = self.selected()
+        if not name or self._job is not None:
+            return
+        self._t0 = time.monotonic()
+        self._set_running(True, f"Rebuilding “{name}”…")
+        self._job = self.worker.rebuild_style(
+            name, on_progress=self._on_progress,
+            on_done=lambda _r: self._finish(f"Rebuilt “{name}”."),
+            on_error=self._on_failed, on_cancelled=self._on_cancelled)
+
+    def _set_running(self, running: bool, text: str = "") -> None:
+        self.progress.setVisible(running)
+        self.eta.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self.progress.setRange(0, 0)
+        self.eta.setText("estimating…")
+        for b in (self.import_button, self.folder_button, self.rebuild_button, self.rename_button,
+                  self.delete_button):
+            b.setEnabled(not running)
+        if text:
+            self.message.emit(text)
+
+    def _on_progress(self, done: int, total: int, what: str) -> None:
+        if total > 0:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"%v / %m  {Path(what).name if what else ''}")
+        self.eta.setText(eta_text(done, total, time.monotonic() - self._t0))
+
+    def cancel(self) -> None:
+        self.worker.cancel(self._job)
+        self.cancel_button.setEnabled(False)
+
+    def _finish(self, text: str) -> None:
+        self._job = None
+        self.cancel_button.setEnabled(True)
+        self._set_running(False)
+        self.message.emit(text)
+        self.refresh()
+
+    def _on_imported(self, report: ImportReport) -> None:
+        self._finish(report.summary_text().splitlines()[0])
+        self.reportReady.emit(report)
+        if report.skipped and self.ask:
+            box = QMessageBox(QMessageBox.Icon.Information, "Import finished",
+                              report.summary_text().splitlines()[0], parent=self)
+            box.setDetailedText(report.summary_text())
+            box.setInformativeText(f"{len(report.skipped)} file(s) were skipped; see the details.")
+            box.open()
+        if self._active is None:
+            self.set_active(report.style)
+
+    def _on_cancelled(self) -> None:
+        self._finish("Cancelled; the style is unchanged.")
+
+    def _on_failed(self, error: JobError) -> None:
+        self._finish(error.message)
+        self._error(error)
+
+    def _error(self, error: JobError) -> None:
+        if self.ask:
+            QMessageBox.warning(self, "Style library", error.message)
+        self.message.emit(error.message)
+
+    # --- rename / delete ---------------------------------------------------------
+    def rename_selected(self, new: str | None = None) -> None:
+        old = self.selected()
+        if not old:
+            return
+        if new is None:
+            new, ok = QInputDialog.getText(self, "Rename style", f"New name for “{old}”:", text=old)
+            if not ok:
+                return
+        new = new.strip()
+        if not new or new == old:
+            return
+
+        def done(_r: object) -> None:
+            if self._active == old:
+                self.set_active(new)
+            self.message.emit(f"Renamed “{old}” to “{new}”.")
+            self.refresh()
+
+        self.worker.rename_style(old, new, on_done=done, on_error=self._error)
+
+    def delete_selected(self, confirm: bool | None = None) -> None:
+        name = self.selected()
+        if not name:
+            return
+        if confirm is None:
+            answer = QMessageBox.question(
+                self, "Delete style", f"Delete the style “{name}” and its counts? This cannot be undone.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            confirm = answer == QMessageBox.StandardButton.Yes
+        if not confirm:
+            return
+
+        def done(_r: object) -> None:
+            if self._active == name:
+                self.set_active(None)
+            self.message.emit(f"Deleted “{name}”.")
+            self.refresh()
+
+        self.worker.delete_style(name, on_done=done, on_error=self._error)
+
+    # --- drag and drop -----------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.start_import(paths)

@@ -1,0 +1,357 @@
+"""The one seam between the GUI thread and the engine: a QObject in a QThread running queued jobs.
+
+The GUI calls `Worker.submit(kind, fn, on_...)`; `fn(ctx)` runs on the worker thread with
+`ctx.backend` (model, style store, prior: all owned by that thread), `ctx.cancel` (a
+threading.Event checked per token / per file), `ctx.progress()` and `ctx.emit()`. Items
+emitted are batched (at most one signal per ~30 ms) so a fast stream never floods the
+GUI's event queue. Results and errors come back on the GUI thread through callbacks;
+an error with no handler goes to `unhandledError`, never into the void.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.backend import (Backend, Cancelled, ImportReport, ModelInfo, SteerParams, StyleInfo,
+                         UserFacingError)
+from engine.types import SamplingConfig
+
+_FLUSH_S = 0.03  # batch yielded items for this long: ~30 repaints/s at most
+_PROGRESS_S = 0.05
+
+
+@dataclass(frozen=True)
+class JobError:
+    """What went wrong in a job: a user's problem (one clear line) or a bug (with traceback)."""
+
+    kind: str
+    message: str
+    user: bool
+    details: str = ""
+
+
+@dataclass
+class _Job:
+    id: int
+    kind: str
+    fn: Callable[["JobContext"], Any]
+    cancel: threading.Event
+    on_yield: Callable[[list], None] | None = None
+    on_progress: Callable[[int, int, str], None] | None = None
+    on_done: Callable[[Any], None] | None = None
+    on_error: Callable[[JobError], None] | None = None
+    on_cancelled: Callable[[], None] | None = None
+    on_started: Callable[[], None] | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class JobContext:
+    """Handed to a job function on the worker thread."""
+
+    def __init__(self, core: "_Core", job: _Job) -> None:
+        self._core = core
+        self._job = job
+        self.cancel = job.cancel
+        self._buffer: list = []
+        self._last_flush = time.perf_counter()
+        self._last_progress = 0.0
+
+    @property
+    def backend(self) -> Backend:
+        return self._core.backend
+
+    def emit(self, item: Any) -> None:
+        self._buffer.append(item)
+        now = time.perf_counter()
+        if now - self._last_flush >= _FLUSH_S:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if self._buffer:
+            items, self._buffer = self._buffer, []
+            self._core.yielded.emit(self._job.id, items)
+        self._last_flush = now if now is not None else time.perf_counter()
+
+    def progress(self, done: int, total: int, text: str = "") -> None:
+        now = time.perf_counter()
+        if done >= total or now - self._last_progress >= _PROGRESS_S:
+            self._last_progress = now
+            self._core.progress.emit(self._job.id, int(done), int(total), str(text))
+
+    def notify(self, line: str) -> None:
+        self._core.notice.emit(str(line))
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled()
+
+
+class _Core(QObject):
+    """Lives on the worker thread; runs jobs one after another."""
+
+    started = Signal(int)
+    progress = Signal(int, int, int, str)
+    yielded = Signal(int, object)
+    finished = Signal(int, object)
+    errored = Signal(int, object)
+    cancelled = Signal(int)
+    notice = Signal(str)
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__()
+        self.backend = backend
+        self.thread_id: int | None = None
+
+    @Slot(object)
+    def run_job(self, job: _Job) -> None:
+        self.thread_id = threading.get_ident()
+        if job.cancel.is_set():
+            self.cancelled.emit(job.id)
+            return
+        self.started.emit(job.id)
+        ctx = JobContext(self, job)
+        try:
+            result = job.fn(ctx)
+            ctx.flush()
+        except Cancelled:
+            ctx.flush()
+            self.cancelled.emit(job.id)
+        except UserFacingError as exc:
+            ctx.flush()
+            self.errored.emit(job.id, JobError(job.kind, str(exc), True))
+        except Exception as exc:  # a bug: report it with its traceback
+            ctx.flush()
+            self.errored.emit(job.id, JobError(
+                job.kind, f"{type(exc).__name__}: {exc}", False, traceback.format_exc()))
+        else:
+            self.finished.emit(job.id, result)
+
+
+class Worker(QObject):
+    """GUI-side handle: submit jobs, cancel them, hear back on the GUI thread."""
+
+    busyChanged = Signal(bool)
+    jobStarted = Signal(int, str)
+    jobEnded = Signal(int, str)
+    unhandledError = Signal(object)  # JobError
+    notice = Signal(str)  # one-line notices from the engine (e.g. falling back to the demo model)
+    modelLoaded = Signal(object)  # ModelInfo
+    stylesChanged = Signal(object)  # list[StyleInfo]
+    _submit = Signal(object)
+
+    def __init__(self, backend: Backend, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.backend = backend
+        self._ids = itertools.count(1)
+        self._jobs: dict[int, _Job] = {}
+        self._thread = QThread()
+        self._thread.setObjectName("stylesteer-worker")
+        self._core = _Core(backend)
+        self._core.moveToThread(self._thread)
+        self._submit.connect(self._core.run_job)
+        self._core.started.connect(self._on_started)
+        self._core.progress.connect(self._on_progress)
+        self._core.yielded.connect(self._on_yielded)
+        self._core.finished.connect(self._on_finished)
+        self._core.errored.connect(self._on_errored)
+        self._core.cancelled.connect(self._on_cancelled)
+        self._core.notice.connect(self.notice)
+        self._thread.start()
+        self._closed = False
+        self.model: ModelInfo | None = None
+        self.submit("open", lambda ctx: ctx.backend.open())
+
+    # --- job plumbing ------------------------------------------------------------
+    def submit(self, kind: str, fn: Callable[[JobContext], Any], *,
+               on_yield: Callable[[list], None] | None = None,
+               on_progress: Callable[[int, int, str], None] | None = None,
+               on_done: Callable[[Any], None] | None = None,
+               on_error: Callable[[JobError], None] | None = None,
+               on_cancelled: Callable[[], None] | None = None,
+               on_started: Callable[[], None] | None = None) -> int:
+        if self._closed:
+            raise RuntimeError("the worker has been shut down")
+        job = _Job(next(self._ids), kind, fn, threading.Event(), on_yield, on_progress, on_done,
+                   on_error, on_cancelled, on_started)
+        was_busy = self.busy
+        self._jobs[job.id] = job
+        self._submit.emit(job)
+        if not was_busy:
+            self.busyChanged.emit(True)
+        return job.id
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._jobs)
+
+    def pending(self, kind: str | None = None) -> list[int]:
+        return [j.id for j in self._jobs.values() if kind is None or j.kind == kind]
+
+    def cancel(self, job_id: int | None) -> None:
+        job = self._jobs.get(job_id) if job_id is not None else None
+        if job is not None:
+            job.cancel.set()
+
+    def cancel_kind(self, kind: str) -> None:
+        for job in list(self._jobs.values()):
+            if job.kind == kind:
+                job.cancel.set()
+
+    def cancel_all(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel.set()
+
+    def set_lam(self, lam: float) -> None:
+        """Acts on the stream in progress: the processor's lam is a thread-safe float."""
+        self.backend.set_lam(lam)
+
+    def shutdown(self, timeout_ms: int = 10000) -> None:
+        if self._closed:
+            return
+        self.cancel_all()
+        self._closed = True
+        done = threading.Event()
+
+        def close(ctx: JobContext) -> None:
+            try:
+                ctx.backend.close()
+            finally:
+                done.set()
+
+        job = _Job(next(self._ids), "close", close, threading.Event())
+        self._submit.emit(job)
+        done.wait(timeout_ms / 1000)
+        self._thread.quit()
+        self._thread.wait(timeout_ms)
+
+    @property
+    def thread(self) -> QThread:
+        return self._thread
+
+    # --- GUI-thread dispatch -----------------------------------------------------
+    def _end(self, job_id: int) -> _Job | None:
+        job = self._jobs.pop(job_id, None)
+        if job is not None:
+            self.jobEnded.emit(job.id, job.kind)
+            if not self._jobs:
+                self.busyChanged.emit(False)
+        return job
+
+    @Slot(int)
+    def _on_started(self, job_id: int) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            self.jobStarted.emit(job.id, job.kind)
+            if job.on_started:
+                job.on_started()
+
+    @Slot(int, int, int, str)
+    def _on_progress(self, job_id: int, done: int, total: int, text: str) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.on_progress:
+            job.on_progress(done, total, text)
+
+    @Slot(int, object)
+    def _on_yielded(self, job_id: int, items: list) -> None:
+        job = self._jobs.get(job_id)
+        if job is not None and job.on_yield and not job.cancel.is_set():
+            job.on_yield(items)
+
+    @Slot(int, object)
+    def _on_finished(self, job_id: int, result: Any) -> None:
+        job = self._end(job_id)
+        if job is not None and job.on_done:
+            job.on_done(result)
+
+    @Slot(int, object)
+    def _on_errored(self, job_id: int, error: JobError) -> None:
+        job = self._end(job_id)
+        if job is not None and job.on_error:
+            job.on_error(error)
+        else:
+            self.unhandledError.emit(error)
+
+    @Slot(int)
+    def _on_cancelled(self, job_id: int) -> None:
+        job = self._end(job_id)
+        if job is not None and job.on_cancelled:
+            job.on_cancelled()
+
+    # --- the jobs the app uses ---------------------------------------------------
+    def load_model(self, spec: str | None, *, device: str | None = None, quantize: str | None = None,
+                   **callbacks: Any) -> int:
+        def job(ctx: JobContext) -> ModelInfo:
+            return ctx.backend.load_model(spec, device=device, quantize=quantize,
+                                          progress=ctx.progress, cancel=ctx.cancel,
+                                          notify=ctx.notify)
+
+        user_done = callbacks.pop("on_done", None)
+
+        def done(info: ModelInfo) -> None:
+            self.model = info
+            self.modelLoaded.emit(info)
+            if user_done:
+                user_done(info)
+
+        return self.submit("load_model", job, on_done=done, **callbacks)
+
+    def list_styles(self, **callbacks: Any) -> int:
+        user_done = callbacks.pop("on_done", None)
+
+        def done(styles: list[StyleInfo]) -> None:
+            self.stylesChanged.emit(styles)
+            if user_done:
+                user_done(styles)
+
+        return self.submit("list_styles", lambda ctx: ctx.backend.list_styles(), on_done=done,
+                           **callbacks)
+
+    def import_paths(self, style: str, paths: Sequence[Path], **callbacks: Any) -> int:
+        def job(ctx: JobContext) -> ImportReport:
+            return ctx.backend.import_paths(style, [Path(p) for p in paths],
+                                            progress=ctx.progress, cancel=ctx.cancel)
+
+        return self.submit("import", job, **callbacks)
+
+    def rebuild_style(self, style: str, **callbacks: Any) -> int:
+        return self.submit("rebuild", lambda ctx: ctx.backend.rebuild_style(
+            style, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
+
+    def rename_style(self, old: str, new: str, **callbacks: Any) -> int:
+        return self.submit("rename", lambda ctx: ctx.backend.rename_style(old, new), **callbacks)
+
+    def delete_style(self, style: str, **callbacks: Any) -> int:
+        return self.submit("delete", lambda ctx: ctx.backend.delete_style(style), **callbacks)
+
+    def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                 **callbacks: Any) -> int:
+        def job(ctx: JobContext) -> Any:
+            gen = ctx.backend.generate(prompt, sampling, steer, ctx.cancel)
+            for step in gen:
+                ctx.emit(step)
+            return gen.summary()
+
+        return self.submit("generate", job, **callbacks)
+
+    def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                **callbacks: Any) -> int:
+        def job(ctx: JobContext) -> Any:
+            gen = ctx.backend.compare(prompt, sampling, steer, ctx.cancel)
+            for pair in gen:
+                ctx.emit(pair)
+            return gen.summaries()
+
+        return self.submit("compare", job, **callbacks)
+
+    def tune(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
+        return self.submit("tune", lambda ctx: ctx.backend.tune(
+            style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
