@@ -1,0 +1,100 @@
+"""The style store's schema, created and upgraded by numbered migrations (never edit a landed one)."""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "stylesteer.styles"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations()
+def m001_create_tables(db: Database) -> None:
+    """Styles, their documents (text and token ids, compressed, in chunks), packed n-gram counts."""
+    # One statement per execute: executescript() would commit the migration's
+    # transaction half way.
+    db.execute(
+        """
+        CREATE TABLE styles (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            tokenizer_name TEXT NOT NULL,
+            tokenizer_fingerprint TEXT NOT NULL,
+            vocab_size INTEGER NOT NULL CHECK (vocab_size > 0),
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            style_id INTEGER NOT NULL REFERENCES styles(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            n_bytes INTEGER NOT NULL,
+            n_chars INTEGER NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            encoding TEXT NOT NULL,
+            stored_bytes INTEGER NOT NULL,
+            imported_at TEXT NOT NULL,
+            UNIQUE (style_id, sha256)
+        )
+        """
+    )
+    # Text and token ids of a document in pieces of about a megabyte, so that a
+    # huge file is written and read back with bounded memory.
+    db.execute(
+        """
+        CREATE TABLE chunks (
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            n_chars INTEGER NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            text BLOB NOT NULL,
+            tokens BLOB NOT NULL,
+            PRIMARY KEY (document_id, seq)
+        )
+        """
+    )
+    # The counts of one order of one style as packed arrays: keys are n-grams
+    # packed into int64 (base = vocab size), sorted, so activation reads three
+    # blobs instead of millions of rows (see StyleStore.load_counts).
+    db.execute(
+        """
+        CREATE TABLE ngram_counts (
+            style_id INTEGER NOT NULL REFERENCES styles(id) ON DELETE CASCADE,
+            n INTEGER NOT NULL CHECK (n BETWEEN 1 AND 3),
+            n_distinct INTEGER NOT NULL,
+            n_total INTEGER NOT NULL,
+            keys BLOB NOT NULL,
+            counts BLOB NOT NULL,
+            PRIMARY KEY (style_id, n)
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE skipped_files (
+            style_id INTEGER NOT NULL REFERENCES styles(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            seen_at TEXT NOT NULL,
+            PRIMARY KEY (style_id, path)
+        )
+        """
+    )
+    db.execute("CREATE INDEX documents_by_style ON documents(style_id)")
+
+
+def apply(db: Database) -> None:
+    """Bring `db` up to the newest schema."""
+    migrations.apply(db)
+
+
+def known_names() -> list[str]:
+    """Names of every migration this version knows, in order."""
+    return [m.name for m in migrations._migrations]

@@ -1,0 +1,785 @@
+"""StyleStore: the SQLite library of styles (documents, token ids, packed n-gram counts)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlite_utils import Database
+
+from styles import migrations
+from styles.paths import store_path
+
+if TYPE_CHECKING:
+    from styles.prior import StylePrior
+
+Counts = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+Pairs = dict[int, tuple[np.ndarray, np.ndarray]]
+
+ORDERS = (1, 2, 3)
+# Packing a trigram into one int64 needs vocab_size**3 < 2**63.
+MAX_VOCAB = 2**21 - 1
+MAX_NAME = 100
+# Bounds applied when reading blobs, so that a hostile file cannot inflate without limit.
+MAX_CHUNK_CHARS = 64 * 1024 * 1024
+_FINGERPRINT = re.compile(r"^[0-9a-f]{8,64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StyleError(Exception):
+    """A problem with a style the user can act on; the message is one clear line."""
+
+
+class StyleNotFound(StyleError):
+    """No style of that name."""
+
+
+class StyleExists(StyleError):
+    """A style of that name already exists."""
+
+
+class DocumentNotFound(StyleError):
+    """No document in the style matches the path or SHA given."""
+
+
+class InvalidStyleFile(StyleError):
+    """A style file to import is damaged or not a style file."""
+
+
+class TokenizerMismatch(StyleError):
+    """The style was built with a different tokenizer."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class StyleInfo:
+    """What the library knows about one style."""
+
+    name: str
+    tokenizer_name: str
+    tokenizer_fingerprint: str
+    vocab_size: int
+    n_documents: int
+    n_tokens: int
+    n_bytes: int
+    bytes_on_disk: int
+    ngrams: dict[int, int] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tokenizer"] = self.tokenizer_name
+        data["ngrams"] = {str(n): self.ngrams.get(n, 0) for n in ORDERS}
+        return data
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """One imported document."""
+
+    id: int
+    path: str
+    sha256: str
+    n_bytes: int
+    n_chars: int
+    n_tokens: int
+    encoding: str
+    stored_bytes: int
+    imported_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SkippedInfo:
+    """A file an import could not use, and why."""
+
+    path: str
+    reason: str
+    seen_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_name(name: str) -> str:
+    """A valid style name (stripped) or StyleError."""
+    cleaned = (name or "").strip()
+    if not cleaned:
+        raise StyleError("a style name cannot be empty")
+    if len(cleaned) > MAX_NAME:
+        raise StyleError(f"a style name is at most {MAX_NAME} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cleaned):
+        raise StyleError("a style name cannot contain control characters")
+    return cleaned
+
+
+# --------------------------------------------------------------------------- array codec
+
+
+def pack_array(a: np.ndarray, *, level: int = 1) -> bytes:
+    """An integer array as bytes: 4-byte dtype tag (smallest unsigned type that fits) + zlib."""
+    a = np.asarray(a)
+    if a.size and int(a.min()) < 0:
+        raise ValueError("pack_array stores non-negative integers only")
+    top = int(a.max()) if a.size else 0
+    for tag in ("<u1", "<u2", "<u4", "<u8"):
+        if top <= np.iinfo(np.dtype(tag)).max:
+            break
+    return tag.encode("ascii").ljust(4, b" ") + zlib.compress(a.astype(tag).tobytes(), level)
+
+
+def unpack_array(blob: bytes, *, expect: int | None = None) -> np.ndarray:
+    """Inverse of pack_array, as int64. With `expect`, the length is checked and
+    decompression stops there, so a damaged or hostile blob cannot inflate without bound."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) < 4:
+        raise InvalidStyleFile("damaged array data")
+    tag = bytes(blob[:4]).decode("ascii", "replace").strip()
+    if tag not in ("<u1", "<u2", "<u4", "<u8"):
+        raise InvalidStyleFile("damaged array data (unknown type)")
+    dtype = np.dtype(tag)
+    inflater = zlib.decompressobj()
+    try:
+        if expect is None:
+            raw = inflater.decompress(bytes(blob[4:]))
+        else:
+            limit = expect * dtype.itemsize
+            raw = inflater.decompress(bytes(blob[4:]), limit + 1)
+            if len(raw) != limit or inflater.unconsumed_tail:
+                raise InvalidStyleFile("damaged array data (wrong length)")
+    except zlib.error as exc:
+        raise InvalidStyleFile("damaged array data (bad compression)") from exc
+    if len(raw) % dtype.itemsize:
+        raise InvalidStyleFile("damaged array data (wrong length)")
+    out = np.frombuffer(raw, dtype=dtype)
+    if dtype == np.dtype("<u8") and out.size and int(out.max()) > np.iinfo(np.int64).max:
+        raise InvalidStyleFile("damaged array data (value out of range)")
+    return out.astype(np.int64)
+
+
+def pack_keys(keys: np.ndarray) -> bytes:
+    """Sorted unique int64 keys, delta-coded (small gaps compress far better than keys)."""
+    deltas = np.diff(keys, prepend=np.int64(0)) if keys.size else keys
+    return pack_array(deltas)
+
+
+def unpack_keys(blob: bytes, *, expect: int | None = None) -> np.ndarray:
+    deltas = unpack_array(blob, expect=expect)
+    keys = np.cumsum(deltas, dtype=np.int64)
+    if keys.size > 1 and not bool(np.all(keys[1:] > keys[:-1])):
+        raise InvalidStyleFile("damaged count data (keys not sorted)")
+    return keys
+
+
+def pack_text(text: str) -> bytes:
+    return zlib.compress(text.encode("utf-8"), 1)
+
+
+def unpack_text(blob: bytes, *, max_chars: int = MAX_CHUNK_CHARS) -> str:
+    limit = max_chars * 4
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(bytes(blob), limit + 1)
+    except (zlib.error, TypeError) as exc:
+        raise InvalidStyleFile("damaged text data (bad compression)") from exc
+    if len(raw) > limit or inflater.unconsumed_tail:
+        raise InvalidStyleFile("damaged text data (too long)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidStyleFile("damaged text data (not UTF-8)") from exc
+
+
+def unpack_ngram_keys(keys: np.ndarray, n: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Packed keys of order n -> (ctx [M, n-1], tok [M]), int64."""
+    v = np.int64(vocab_size)
+    tok = keys % v
+    rest = keys // v
+    cols = []
+    for _ in range(n - 1):
+        cols.append(rest % v)
+        rest = rest // v
+    ctx = np.stack(cols[::-1], axis=1) if cols else np.zeros((keys.size, 0), dtype=np.int64)
+    return np.ascontiguousarray(ctx, dtype=np.int64), tok
+
+
+# --------------------------------------------------------------------------- the store
+
+
+class StyleStore:
+    """The style library in one SQLite file.
+
+    A connection belongs to the thread that opened it: open one StyleStore per
+    thread (the GUI's worker opens its own). Every change is one transaction.
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            self.db = Database(self.path, execute_plugins=False)
+            if fresh:
+                # Only settable before the first table exists: lets deletes give space back.
+                self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA busy_timeout = 5000")
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StyleError(f"cannot open the style library {self.path}: {exc}") from exc
+
+    # -- lifecycle
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> StyleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StyleStore]:
+        """One atomic change (nested calls become savepoints)."""
+        with self.db.atomic():
+            yield self
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    # -- reading
+
+    def _style_row(self, name: str) -> sqlite3.Row:
+        row = self.conn.execute(
+            "SELECT id, name, tokenizer_name, tokenizer_fingerprint, vocab_size, created_at, updated_at "
+            "FROM styles WHERE name = ?",
+            (str(name).strip(),),
+        ).fetchone()
+        if row is None:
+            raise StyleNotFound(f"no style named '{name}' (see `stylesteer styles list`)")
+        return row
+
+    def style_id(self, name: str) -> int:
+        return int(self._style_row(name)[0])
+
+    def exists(self, name: str) -> bool:
+        try:
+            self._style_row(name)
+        except StyleNotFound:
+            return False
+        return True
+
+    def list_styles(self) -> list[StyleInfo]:
+        """Every style, by name."""
+        rows = self.conn.execute(
+            """
+            SELECT s.id, s.name, s.tokenizer_name, s.tokenizer_fingerprint, s.vocab_size,
+                   COALESCE(d.n_docs, 0), COALESCE(d.n_tokens, 0), COALESCE(d.n_bytes, 0),
+                   COALESCE(d.stored, 0) + COALESCE(c.stored, 0), s.created_at, s.updated_at
+            FROM styles s
+            LEFT JOIN (SELECT style_id, COUNT(*) AS n_docs, SUM(n_tokens) AS n_tokens,
+                              SUM(n_bytes) AS n_bytes, SUM(stored_bytes) AS stored
+                       FROM documents GROUP BY style_id) d ON d.style_id = s.id
+            LEFT JOIN (SELECT style_id, SUM(length(keys) + length(counts)) AS stored
+                       FROM ngram_counts GROUP BY style_id) c ON c.style_id = s.id
+            ORDER BY s.name COLLATE NOCASE
+            """
+        ).fetchall()
+        orders: dict[int, dict[int, int]] = {}
+        for sid, n, distinct in self.conn.execute("SELECT style_id, n, n_distinct FROM ngram_counts"):
+            orders.setdefault(sid, {})[n] = distinct
+        return [
+            StyleInfo(
+                name=r[1],
+                tokenizer_name=r[2],
+                tokenizer_fingerprint=r[3],
+                vocab_size=r[4],
+                n_documents=r[5],
+                n_tokens=r[6],
+                n_bytes=r[7],
+                bytes_on_disk=r[8],
+                ngrams={n: orders.get(r[0], {}).get(n, 0) for n in ORDERS},
+                created_at=r[9],
+                updated_at=r[10],
+            )
+            for r in rows
+        ]
+
+    def get(self, name: str) -> StyleInfo:
+        """One style's summary; StyleNotFound if there is none."""
+        canonical = self._style_row(name)[1]
+        for info in self.list_styles():
+            if info.name == canonical:
+                return info
+        raise StyleNotFound(f"no style named '{name}'")  # pragma: no cover - raced with a delete
+
+    def documents(self, name: str) -> list[DocumentInfo]:
+        sid = self.style_id(name)
+        rows = self.conn.execute(
+            "SELECT id, path, sha256, n_bytes, n_chars, n_tokens, encoding, stored_bytes, imported_at "
+            "FROM documents WHERE style_id = ? ORDER BY id",
+            (sid,),
+        )
+        return [DocumentInfo(*r) for r in rows]
+
+    def skipped(self, name: str) -> list[SkippedInfo]:
+        sid = self.style_id(name)
+        rows = self.conn.execute(
+            "SELECT path, reason, seen_at FROM skipped_files WHERE style_id = ? ORDER BY path", (sid,)
+        )
+        return [SkippedInfo(*r) for r in rows]
+
+    def document_ids(self, name: str) -> list[int]:
+        sid = self.style_id(name)
+        return [r[0] for r in self.conn.execute("SELECT id FROM documents WHERE style_id = ? ORDER BY id", (sid,))]
+
+    def _check_doc(self, name: str, doc_id: int) -> None:
+        sid = self.style_id(name)
+        row = self.conn.execute("SELECT 1 FROM documents WHERE id = ? AND style_id = ?", (int(doc_id), sid)).fetchone()
+        if row is None:
+            raise DocumentNotFound(f"style '{name}' has no document with id {doc_id}")
+
+    def iter_document_token_chunks(self, doc_id: int) -> Iterator[np.ndarray]:
+        """The token ids of one document, chunk by chunk (bounded memory)."""
+        rows = self.conn.execute(
+            "SELECT n_tokens, tokens FROM chunks WHERE document_id = ? ORDER BY seq", (int(doc_id),)
+        )
+        for n_tokens, blob in rows:
+            yield unpack_array(blob, expect=n_tokens)
+
+    def iter_document_text_chunks(self, doc_id: int) -> Iterator[tuple[int, str]]:
+        """(seq, text) of one document's chunks, in order."""
+        rows = self.conn.execute("SELECT seq, text FROM chunks WHERE document_id = ? ORDER BY seq", (int(doc_id),))
+        for seq, blob in rows:
+            yield seq, unpack_text(blob)
+
+    def document_token_ids(self, name: str, doc_id: int) -> np.ndarray:
+        """All token ids of one document (int64), without re-tokenizing."""
+        self._check_doc(name, doc_id)
+        parts = list(self.iter_document_token_chunks(doc_id))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+    def document_text(self, name: str, doc_id: int) -> str:
+        """The text of one document as it was imported (after extraction and decoding)."""
+        self._check_doc(name, doc_id)
+        return "".join(text for _, text in self.iter_document_text_chunks(doc_id))
+
+    def read_pairs(self, style_id: int) -> Pairs:
+        """The stored counts of a style as packed (keys, counts) per order."""
+        out: Pairs = {}
+        rows = self.conn.execute(
+            "SELECT n, n_distinct, keys, counts FROM ngram_counts WHERE style_id = ?", (style_id,)
+        )
+        for n, distinct, kblob, cblob in rows:
+            out[n] = (unpack_keys(kblob, expect=distinct), unpack_array(cblob, expect=distinct))
+        for n in ORDERS:
+            out.setdefault(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        return out
+
+    def write_pairs(self, style_id: int, pairs: Pairs) -> None:
+        """Replace a style's stored counts (call inside a transaction)."""
+        for n in ORDERS:
+            keys, counts = pairs.get(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
+            self.conn.execute(
+                "INSERT INTO ngram_counts (style_id, n, n_distinct, n_total, keys, counts) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (style_id, n) DO UPDATE SET n_distinct = excluded.n_distinct, "
+                "n_total = excluded.n_total, keys = excluded.keys, counts = excluded.counts",
+                (style_id, n, int(keys.size), int(counts.sum()), pack_keys(keys), pack_array(counts)),
+            )
+
+    def load_counts(self, name: str, documents: Iterable[int] | None = None) -> Counts:
+        """{n: (ctx [M, n-1], tok [M], cnt [M])} int64, sorted by (ctx, tok).
+
+        With `documents`, counts only those documents (recounted from their stored
+        token ids; used for held-out splits). Otherwise reads the stored totals:
+        three blobs, no per-row SQL.
+        """
+        row = self._style_row(name)
+        sid, vocab = int(row[0]), int(row[4])
+        if documents is None:
+            pairs = self.read_pairs(sid)
+        else:
+            from styles.importer import NgramCounter
+
+            wanted = sorted({int(d) for d in documents})
+            known = set(self.document_ids(name))
+            missing = [d for d in wanted if d not in known]
+            if missing:
+                raise DocumentNotFound(f"style '{name}' has no document with id {missing[0]}")
+            counter = NgramCounter(vocab)
+            for doc_id in wanted:
+                for ids in self.iter_document_token_chunks(doc_id):
+                    counter.feed(ids)
+                counter.end_document()
+            pairs = counter.pairs()
+        out: Counts = {}
+        for n in ORDERS:
+            keys, counts = pairs[n]
+            ctx, tok = unpack_ngram_keys(keys, n, vocab)
+            out[n] = (ctx, tok, counts)
+        return out
+
+    def load_prior(
+        self,
+        name: str,
+        *,
+        device: str = "cpu",
+        settings: Any = None,
+        documents: Iterable[int] | None = None,
+    ) -> StylePrior:
+        """The style's prior, built once in memory (no SQL afterwards)."""
+        from styles.prior import StylePrior
+
+        info = self._style_row(name)
+        counts = self.load_counts(name, documents)
+        return StylePrior.from_counts(
+            counts, vocab_size=int(info[4]), tokenizer_fingerprint=info[3], settings=settings, device=device
+        )
+
+    # -- changes
+
+    def create_style(self, name: str, tokenizer_name: str, fingerprint: str, vocab_size: int) -> int:
+        """A new empty style (inside the caller's transaction); StyleExists if taken."""
+        name = check_name(name)
+        if not 0 < vocab_size <= MAX_VOCAB:
+            raise StyleError(f"vocabulary of {vocab_size} tokens is not supported (at most {MAX_VOCAB})")
+        stamp = now()
+        try:
+            cur = self.conn.execute(
+                "INSERT INTO styles (name, tokenizer_name, tokenizer_fingerprint, vocab_size, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, tokenizer_name, fingerprint, int(vocab_size), stamp, stamp),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StyleExists(f"a style named '{name}' already exists") from exc
+        return int(cur.lastrowid)
+
+    def touch(self, style_id: int) -> None:
+        self.conn.execute("UPDATE styles SET updated_at = ? WHERE id = ?", (now(), style_id))
+
+    def rename(self, old: str, new: str) -> None:
+        new = check_name(new)
+        with self.transaction():
+            sid = self.style_id(old)
+            other = self.conn.execute("SELECT id FROM styles WHERE name = ?", (new,)).fetchone()
+            if other is not None and other[0] != sid:
+                raise StyleExists(f"a style named '{new}' already exists")
+            self.conn.execute("UPDATE styles SET name = ?, updated_at = ? WHERE id = ?", (new, now(), sid))
+
+    def delete(self, name: str) -> None:
+        with self.transaction():
+            sid = self.style_id(name)
+            self.conn.execute("DELETE FROM styles WHERE id = ?", (sid,))
+        self._reclaim()
+
+    def _reclaim(self) -> None:
+        with contextlib.suppress(sqlite3.DatabaseError):
+            self.conn.execute("PRAGMA incremental_vacuum")
+
+    def find_documents(self, name: str, path_or_sha: str) -> list[DocumentInfo]:
+        """Documents matching a SHA-256 (or a prefix of at least 8 hex digits) or a path."""
+        key = path_or_sha.strip()
+        docs = self.documents(name)
+        if re.fullmatch(r"[0-9a-fA-F]{8,64}", key):
+            hits = [d for d in docs if d.sha256.startswith(key.lower())]
+            if hits:
+                return hits
+        hits = [d for d in docs if d.path == key]
+        if not hits:
+            with contextlib.suppress(OSError, RuntimeError):
+                resolved = str(Path(key).expanduser().resolve())
+                hits = [d for d in docs if d.path == resolved]
+        return hits
+
+    def remove_document(self, name: str, path_or_sha: str) -> list[DocumentInfo]:
+        """Remove documents by path or SHA; their n-grams are subtracted exactly."""
+        from styles.importer import NgramCounter, merge_pairs
+
+        hits = self.find_documents(name, path_or_sha)
+        if not hits:
+            raise DocumentNotFound(f"style '{name}' has no document with path or SHA '{path_or_sha}'")
+        if len({d.sha256 for d in hits}) > 1 and re.fullmatch(r"[0-9a-fA-F]{8,63}", path_or_sha.strip()):
+            shas = ", ".join(d.sha256[:12] for d in hits)
+            raise StyleError(f"'{path_or_sha}' matches several documents ({shas}); give more of the SHA")
+        with self.transaction():
+            row = self._style_row(name)
+            sid, vocab = int(row[0]), int(row[4])
+            counter = NgramCounter(vocab)
+            for doc in hits:
+                for ids in self.iter_document_token_chunks(doc.id):
+                    counter.feed(ids)
+                counter.end_document()
+            removed = counter.pairs()
+            current = self.read_pairs(sid)
+            negated = {n: (k, -c) for n, (k, c) in removed.items()}
+            merged = merge_pairs(current, negated)
+            for n, (_, counts) in merged.items():
+                if counts.size and int(counts.min()) < 0:
+                    raise StyleError(f"style '{name}' counts are inconsistent; run `stylesteer styles rebuild`")
+            self.write_pairs(sid, merged)
+            self.conn.executemany("DELETE FROM documents WHERE id = ?", [(d.id,) for d in hits])
+            self.touch(sid)
+        self._reclaim()
+        return hits
+
+    def record_skipped(self, style_id: int, path: str, reason: str) -> None:
+        self.conn.execute(
+            "INSERT INTO skipped_files (style_id, path, reason, seen_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (style_id, path) DO UPDATE SET reason = excluded.reason, seen_at = excluded.seen_at",
+            (style_id, path, reason, now()),
+        )
+
+    def clear_skipped(self, style_id: int, path: str) -> None:
+        self.conn.execute("DELETE FROM skipped_files WHERE style_id = ? AND path = ?", (style_id, path))
+
+    # -- exchange
+
+    def export(self, name: str, file: Path | str) -> Path:
+        """Write one style as a standalone SQLite file another user can import."""
+        target = Path(file).expanduser()
+        if target.exists():
+            raise StyleError(f"{target} already exists; choose another file name")
+        sid = self.style_id(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".stylesteer-export-", suffix=".db", dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            tmp.unlink()
+            out = StyleStore(tmp)
+            out.close()
+            self.conn.execute("ATTACH DATABASE ? AS export", (str(tmp),))
+            try:
+                with self.transaction():
+                    for table, cols, where in _EXPORT_TABLES:
+                        self.conn.execute(
+                            f"INSERT INTO export.{table} ({cols}) SELECT {cols} FROM main.{table} WHERE {where}",
+                            (sid,),
+                        )
+            finally:
+                self.conn.execute("DETACH DATABASE export")
+            plain = sqlite3.connect(tmp)
+            try:
+                plain.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                plain.execute("VACUUM")
+            finally:
+                plain.close()
+            os.replace(tmp, target)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+        return target
+
+    def import_file(self, file: Path | str, name: str | None = None) -> str:
+        """Add the style in an exported file (validated, never trusted); returns its name."""
+        from styles.importer import NgramCounter
+
+        source = Path(file).expanduser()
+        try:
+            with source.open("rb") as fh:
+                magic = fh.read(16)
+        except OSError as exc:
+            raise InvalidStyleFile(f"cannot read {source}: {exc.strerror or exc}") from exc
+        if magic != b"SQLite format 3\x00":
+            raise InvalidStyleFile(f"{source} is not a StyleSteer style file (not an SQLite database)")
+        with tempfile.TemporaryDirectory(prefix="stylesteer-import-") as tmpdir:
+            copy = Path(tmpdir) / "style.db"
+            shutil.copyfile(source, copy)
+            other = _open_untrusted(copy)
+            try:
+                style, docs = _validated_style(other, source)
+                new_name = check_name(name or style["name"])
+                with self.transaction():
+                    sid = self.create_style(
+                        new_name, style["tokenizer_name"], style["tokenizer_fingerprint"], style["vocab_size"]
+                    )
+                    counter = NgramCounter(style["vocab_size"])
+                    for doc in docs:
+                        cur = self.conn.execute(
+                            "INSERT INTO documents (style_id, path, sha256, n_bytes, n_chars, n_tokens, encoding, "
+                            "stored_bytes, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (sid, doc["path"], doc["sha256"], doc["n_bytes"], doc["n_chars"], doc["n_tokens"],
+                             doc["encoding"], doc["stored_bytes"], doc["imported_at"]),
+                        )
+                        new_id = int(cur.lastrowid)
+                        for seq, n_chars, n_tokens, text, tokens, ids in _validated_chunks(other, doc, style["vocab_size"]):
+                            self.conn.execute(
+                                "INSERT INTO chunks (document_id, seq, n_chars, n_tokens, text, tokens) "
+                                "VALUES (?, ?, ?, ?, ?, ?)",
+                                (new_id, seq, n_chars, n_tokens, text, tokens),
+                            )
+                            counter.feed(ids)
+                        counter.end_document()
+                    # The counts are recomputed from the token ids, never read from the file.
+                    self.write_pairs(sid, counter.pairs())
+                    for path, reason, seen_at in other.execute("SELECT path, reason, seen_at FROM skipped_files"):
+                        if isinstance(path, str) and isinstance(reason, str):
+                            self.conn.execute(
+                                "INSERT OR IGNORE INTO skipped_files (style_id, path, reason, seen_at) VALUES (?, ?, ?, ?)",
+                                (sid, path[:4096], reason[:1000], str(seen_at)[:64]),
+                            )
+            except sqlite3.DatabaseError as exc:
+                raise InvalidStyleFile(f"{source} is damaged: {exc}") from exc
+            finally:
+                other.close()
+        return new_name
+
+
+_EXPORT_TABLES = (
+    ("styles", "id, name, tokenizer_name, tokenizer_fingerprint, vocab_size, created_at, updated_at", "id = ?"),
+    (
+        "documents",
+        "id, style_id, path, sha256, n_bytes, n_chars, n_tokens, encoding, stored_bytes, imported_at",
+        "style_id = ?",
+    ),
+    (
+        "chunks",
+        "document_id, seq, n_chars, n_tokens, text, tokens",
+        "document_id IN (SELECT id FROM main.documents WHERE style_id = ?)",
+    ),
+    ("ngram_counts", "style_id, n, n_distinct, n_total, keys, counts", "style_id = ?"),
+    ("skipped_files", "style_id, path, reason, seen_at", "style_id = ?"),
+)
+
+_EXPECTED_COLUMNS = {table: {c.strip() for c in cols.split(",")} for table, cols, _ in _EXPORT_TABLES}
+
+
+def _open_untrusted(path: Path) -> sqlite3.Connection:
+    """A connection to a file from elsewhere, hardened as SQLite advises for untrusted databases."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn.execute("PRAGMA trusted_schema = OFF")  # no functions run from its schema
+        conn.execute("PRAGMA cell_size_check = ON")
+        result = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise InvalidStyleFile(f"{path.name} is not a readable SQLite database ({exc})") from exc
+    if result != [("ok",)]:
+        conn.close()
+        raise InvalidStyleFile("the style file is damaged (integrity check failed)")
+    return conn
+
+
+def _validated_style(conn: sqlite3.Connection, source: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Check the file's shape and its one style; returns the style and its documents."""
+    objects = conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    if any(kind in ("trigger", "view") for kind, _ in objects):
+        raise InvalidStyleFile(f"{source} is not a StyleSteer style file (it contains triggers or views)")
+    tables = {name for kind, name in objects if kind == "table"}
+    for table, expected in _EXPECTED_COLUMNS.items():
+        if table not in tables:
+            raise InvalidStyleFile(f"{source} is not a StyleSteer style file (no '{table}' table)")
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        if not expected <= have:
+            raise InvalidStyleFile(f"{source} is not a StyleSteer style file (table '{table}' lacks columns)")
+    if "_sqlite_migrations" in tables:
+        applied = {
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", (migrations.MIGRATION_SET,)
+            )
+        }
+        unknown = applied - set(migrations.known_names())
+        if unknown:
+            raise InvalidStyleFile(f"{source} was made by a newer StyleSteer; update to import it")
+    rows = conn.execute(
+        "SELECT id, name, tokenizer_name, tokenizer_fingerprint, vocab_size FROM styles"
+    ).fetchall()
+    if len(rows) != 1:
+        raise InvalidStyleFile(f"{source} must hold exactly one style (it holds {len(rows)})")
+    sid, name, tok_name, fingerprint, vocab = rows[0]
+    if not isinstance(name, str) or not isinstance(tok_name, str) or not isinstance(fingerprint, str):
+        raise InvalidStyleFile(f"{source} has a damaged style record")
+    if not _FINGERPRINT.match(fingerprint):
+        raise InvalidStyleFile(f"{source} has an invalid tokenizer fingerprint")
+    if not isinstance(vocab, int) or not 0 < vocab <= MAX_VOCAB:
+        raise InvalidStyleFile(f"{source} has an invalid vocabulary size")
+    try:
+        name = check_name(name)
+    except StyleError as exc:
+        raise InvalidStyleFile(f"{source} has an invalid style name: {exc}") from exc
+    docs = []
+    seen_sha: set[str] = set()
+    for row in conn.execute(
+        "SELECT id, path, sha256, n_bytes, n_chars, n_tokens, encoding, stored_bytes, imported_at "
+        "FROM documents WHERE style_id = ? ORDER BY id",
+        (sid,),
+    ):
+        doc = dict(zip(("id", "path", "sha256", "n_bytes", "n_chars", "n_tokens", "encoding", "stored_bytes",
+                        "imported_at"), row))
+        ints_ok = all(isinstance(doc[k], int) and doc[k] >= 0 for k in ("id", "n_bytes", "n_chars", "n_tokens",
+                                                                        "stored_bytes"))
+        strs_ok = all(isinstance(doc[k], str) for k in ("path", "sha256", "encoding", "imported_at"))
+        if not (ints_ok and strs_ok and _SHA256.match(doc["sha256"])) or doc["sha256"] in seen_sha:
+            raise InvalidStyleFile(f"{source} has a damaged document record")
+        seen_sha.add(doc["sha256"])
+        doc["path"], doc["encoding"], doc["imported_at"] = doc["path"][:4096], doc["encoding"][:64], doc["imported_at"][:64]
+        docs.append(doc)
+    strays = conn.execute("SELECT COUNT(*) FROM documents WHERE style_id != ?", (sid,)).fetchone()[0]
+    if strays:
+        raise InvalidStyleFile(f"{source} has documents that belong to no style")
+    style = {"name": name, "tokenizer_name": tok_name[:500], "tokenizer_fingerprint": fingerprint, "vocab_size": vocab}
+    return style, docs
+
+
+def _validated_chunks(
+    conn: sqlite3.Connection, doc: dict[str, Any], vocab_size: int
+) -> Iterator[tuple[int, int, int, bytes, bytes, np.ndarray]]:
+    """Each chunk of a document, decoded and checked against the document's record."""
+    total_tokens = 0
+    total_chars = 0
+    expected_seq = 0
+    for seq, n_chars, n_tokens, text, tokens in conn.execute(
+        "SELECT seq, n_chars, n_tokens, text, tokens FROM chunks WHERE document_id = ? ORDER BY seq", (doc["id"],)
+    ):
+        if seq != expected_seq or not isinstance(n_tokens, int) or not isinstance(n_chars, int) or n_tokens < 0:
+            raise InvalidStyleFile("the style file has a damaged document (chunk order)")
+        if not isinstance(text, bytes) or not isinstance(tokens, bytes):
+            raise InvalidStyleFile("the style file has a damaged document (chunk data)")
+        ids = unpack_array(tokens, expect=n_tokens)
+        if ids.size and int(ids.max()) >= vocab_size:
+            raise InvalidStyleFile("the style file has token ids outside its vocabulary")
+        decoded = unpack_text(text)
+        if len(decoded) != n_chars:
+            raise InvalidStyleFile("the style file has a damaged document (text length)")
+        total_tokens += n_tokens
+        total_chars += n_chars
+        expected_seq += 1
+        yield seq, n_chars, n_tokens, text, tokens, ids
+    if total_tokens != doc["n_tokens"] or total_chars != doc["n_chars"]:
+        raise InvalidStyleFile("the style file has a damaged document (token count)")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
