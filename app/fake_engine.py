@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch  # imported up front, as the app does, so no import runs on the worker mid-test
+
 from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleInfo,
                          UserFacingError, expand_paths)
 from engine.types import METRIC_NAMES, SamplingConfig, Summary, TokenStep
@@ -42,8 +44,6 @@ def _burn(ms: float) -> None:
     """Busy work like a decode step: mostly torch matmuls (GIL released), a little Python."""
     if ms <= 0:
         return
-    import torch
-
     end = time.perf_counter() + ms / 1000
     a = torch.randn(96, 96)
     while time.perf_counter() < end:

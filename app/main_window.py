@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,
                                QMainWindow, QMessageBox, QProgressBar, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
@@ -785,6 +785,41 @@ def _install_excepthook(window_ref: list[MainWindow]) -> None:
     sys.excepthook = hook
 
 
+def preload_engine(app: QApplication | None = None) -> None:
+    """Import torch and transformers before the event loop runs, behind a splash screen.
+
+    Importing them later on the worker thread would hold the GIL for long stretches
+    (C extensions load without releasing it) and freeze the window for seconds.
+    """
+    splash = None
+    if app is not None:
+        from PySide6.QtWidgets import QSplashScreen
+
+        pix = QPixmap.fromImage(resources.render_svg(resources.read_bytes("stylesteer.svg"), 256))
+        splash = QSplashScreen(pix)
+        splash.showMessage("Starting StyleSteer…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+        splash.show()
+        app.processEvents()
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
+
+    import engine.decode  # noqa: F401
+    import engine.metrics  # noqa: F401
+    import engine.models  # noqa: F401
+    import engine.steering  # noqa: F401
+    import styles.importer  # noqa: F401
+    import styles.prior  # noqa: F401
+    import styles.store  # noqa: F401
+
+    try:  # the architectures the bundled and default models use
+        import transformers.models.llama.modeling_llama  # noqa: F401
+    except ImportError:
+        pass
+    if splash is not None:
+        splash.close()
+
+
 def run_gui(model: str | None = None) -> int:
     """Open the app (`stylesteer` with no arguments); `model` overrides the remembered one."""
     init_application_names()
@@ -794,6 +829,7 @@ def run_gui(model: str | None = None) -> int:
     app.setDesktopFileName("stylesteer")
     ref: list[MainWindow] = []
     _install_excepthook(ref)
+    preload_engine(app)
     window = MainWindow(model=model)
     ref.append(window)
     window.show()

@@ -1,0 +1,256 @@
+"""The worker's engine state over engine/ and styles/: model, style store, active prior."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleInfo,
+                         UserFacingError)
+from engine.types import SamplingConfig
+
+
+class RealBackend:
+    """Owned by the worker thread: every method runs there (SQLite and torch included)."""
+
+    def __init__(self, store_path: Path | None = None) -> None:
+        self._store_path = store_path
+        self.store: Any = None
+        self.lm: Any = None
+        self._info: ModelInfo | None = None
+        self._priors: dict[tuple[str, str, str], Any] = {}  # (style, fingerprint, updated_at) -> prior
+        self._processor: Any = None
+        self._lam = 0.3
+
+    # --- life cycle -------------------------------------------------------------------
+    def open(self) -> None:
+        from styles.store import StyleError, StyleStore
+
+        try:
+            self.store = StyleStore(self._store_path)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def _need_store(self) -> Any:
+        if self.store is None:
+            self.open()
+        return self.store
+
+    def _need_model(self, what: str) -> Any:
+        if self.lm is None:
+            raise UserFacingError(f"Load a model before you {what}.")
+        return self.lm
+
+    # --- model ------------------------------------------------------------------------------
+    def model_info(self) -> ModelInfo | None:
+        return self._info
+
+    def load_model(self, spec: str | None, *, device: str | None, quantize: str | None,
+                   progress: ProgressFn, cancel: threading.Event,
+                   notify: Callable[[str], None]) -> ModelInfo:
+        from engine.models import LoadCancelled, ModelLoadError, load_model
+
+        def stage(name: str, fraction: float) -> None:
+            progress(int(round(fraction * 100)), 100, name)
+
+        try:
+            lm = load_model(spec, device=device, quantize=quantize, progress=stage, cancel=cancel,
+                            notify=notify)
+        except LoadCancelled as exc:
+            raise Cancelled() from exc
+        except ModelLoadError as exc:
+            raise UserFacingError(f"Could not load the model: {exc}") from exc
+        except OSError as exc:
+            raise UserFacingError(f"Could not load the model: {exc}") from exc
+        if cancel.is_set():
+            raise Cancelled()
+        # Only now does the new model replace the old one: a failure above keeps what we had.
+        self.lm = lm
+        self._processor = None
+        dtype = str(lm.dtype).replace("torch.", "")
+        self._info = ModelInfo(name=lm.name, source=str(lm.source), device=str(lm.device), dtype=dtype,
+                               quantization=lm.quantization, memory_bytes=int(lm.memory_bytes()),
+                               vocab_size=int(lm.vocab_size), fingerprint=lm.fingerprint,
+                               notices=tuple(lm.notices))
+        return self._info
+
+    # --- styles -----------------------------------------------------------------------------
+    def list_styles(self) -> list[StyleInfo]:
+        store = self._need_store()
+        fp = self.lm.fingerprint if self.lm is not None else None
+        return [StyleInfo(name=s.name, documents=s.n_documents, tokens=s.n_tokens,
+                          tokenizer=_short_tokenizer(s.tokenizer_name), fingerprint=s.tokenizer_fingerprint,
+                          compatible=fp is None or s.tokenizer_fingerprint == fp)
+                for s in store.list_styles()]
+
+    def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
+                     cancel: threading.Event) -> ImportReport:
+        from styles import importer
+        from styles.store import StyleError
+
+        lm = self._need_model("import (styles are counted with the model's tokenizer)")
+        store = self._need_store()
+
+        def on_progress(p: Any) -> None:
+            label = f"{Path(p.current_path).name}  ({p.files_done}/{p.files_total} files, {p.tokens:,} tokens)"
+            progress(int(p.bytes_done), max(1, int(p.bytes_total)), label)
+
+        try:
+            rep = importer.import_paths(store, style, list(paths), lm.tokenizer, progress=on_progress,
+                                        cancel=cancel)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        if rep.cancelled:
+            raise Cancelled()
+        self._forget(style)
+        skipped = [(s.path, s.reason) for s in rep.skipped] + [
+            (d.path, f"already in the style ({d.reason})" if d.reason else "already in the style")
+            for d in rep.duplicates]
+        out = ImportReport(style=rep.style, imported=[d.path for d in rep.imported], skipped=skipped,
+                           tokens=rep.n_tokens)
+        if not rep.imported and not skipped:
+            raise UserFacingError("No files found to import.")
+        if not rep.imported and not rep.duplicates:
+            reasons = "; ".join(f"{Path(p).name}: {why}" for p, why in skipped[:3])
+            raise UserFacingError(f"Nothing could be imported into “{style}”: {reasons}")
+        return out
+
+    def rebuild_style(self, style: str, *, progress: ProgressFn, cancel: threading.Event) -> None:
+        from styles import importer
+        from styles.store import StyleError
+
+        lm = self._need_model("rebuild a style")
+
+        def on_progress(p: Any) -> None:
+            progress(int(p.bytes_done), max(1, int(p.bytes_total)), Path(p.current_path).name)
+
+        try:
+            rep = importer.rebuild(self._need_store(), style, lm.tokenizer, progress=on_progress, cancel=cancel)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        if rep.cancelled:
+            raise Cancelled()
+        self._forget(style)
+
+    def rename_style(self, old: str, new: str) -> None:
+        from styles.store import StyleError
+
+        try:
+            self._need_store().rename(old, new)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        self._forget(old)
+
+    def delete_style(self, style: str) -> None:
+        from styles.store import StyleError
+
+        try:
+            self._need_store().delete(style)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        self._forget(style)
+
+    def _forget(self, style: str) -> None:
+        self._priors = {k: v for k, v in self._priors.items() if k[0] != style}
+
+    def prior(self, style: str) -> Any:
+        """The style's prior for the loaded model, built once and cached."""
+        from engine.steering import StyleMismatchError, check_compatible
+        from styles.store import StyleError
+
+        lm = self._need_model("steer")
+        store = self._need_store()
+        try:
+            info = store.get(style)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        key = (info.name, lm.fingerprint, info.updated_at)
+        if key not in self._priors:
+            if info.tokenizer_fingerprint != lm.fingerprint:
+                raise UserFacingError(
+                    f"The style “{style}” was built with another model's tokenizer "
+                    f"({_short_tokenizer(info.tokenizer_name)}); select it and press Rebuild to use it with "
+                    f"{lm.name}.")
+            self._forget(info.name)
+            prior = store.load_prior(info.name, device=str(lm.device))
+            try:
+                check_compatible(prior, lm)
+            except StyleMismatchError as exc:
+                raise UserFacingError(str(exc)) from exc
+            self._priors[key] = prior
+        return self._priors[key]
+
+    # --- generation -------------------------------------------------------------------------
+    def _processor_for(self, steer: SteerParams) -> Any:
+        from engine.steering import StyleSteeringProcessor
+
+        if not steer.style:
+            self._processor = None
+            return None
+        try:
+            proc = StyleSteeringProcessor(self.prior(steer.style), lam=steer.lam, mode=steer.mode,
+                                          budget_bits=steer.budget_bits)
+        except ValueError as exc:
+            raise UserFacingError(str(exc)) from exc
+        self._processor = proc
+        return proc
+
+    def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                 cancel: threading.Event) -> Any:
+        from engine.decode import stream
+
+        lm = self._need_model("generate")
+        proc = self._processor_for(steer)
+        try:
+            return stream(lm, prompt, sampling, proc, cancel)
+        except ValueError as exc:  # PromptError and sampling validation: the user's to fix
+            raise UserFacingError(_capital(str(exc))) from exc
+
+    def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
+                cancel: threading.Event) -> Any:
+        from engine.decode import compare_stream
+
+        lm = self._need_model("compare")
+        if not steer.style:
+            raise UserFacingError("Choose a style to compare against.")
+        proc = self._processor_for(steer)
+        try:
+            return compare_stream(lm, prompt, sampling, proc, cancel)
+        except ValueError as exc:
+            raise UserFacingError(_capital(str(exc))) from exc
+
+    def set_lam(self, lam: float) -> None:
+        proc = self._processor  # read once: the worker may swap it
+        if proc is not None:
+            proc.lam = max(0.0, min(1.0, float(lam)))
+
+    def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+             cancel: threading.Event) -> Any:
+        from engine import sweep
+
+        lm = self._need_model("tune λ")
+        self.prior(style)  # a clear message for a missing or mismatched style
+        try:
+            return sweep.tune(lm, self._need_store(), style, **params,
+                              progress=lambda done, total: progress(done, total, ""), cancel=cancel)
+        except (ValueError, TypeError) as exc:
+            raise UserFacingError(f"Cannot tune λ: {exc}") from exc
+
+
+def _short_tokenizer(name: str) -> str:
+    """A tokenizer's source path shortened to what identifies it."""
+    parts = [p for p in str(name).replace("\\", "/").split("/") if p]
+    if len(parts) > 2:
+        return "/".join(parts[-2:])
+    return str(name)
+
+
+def _capital(s: str) -> str:
+    return s[:1].upper() + s[1:]

@@ -1,0 +1,72 @@
+"""GUI test set-up: private QSettings, a fake engine, windows that close, no leftover threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from app.fake_engine import FakeBackend, FakeOptions
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path: Path) -> Iterator[Path]:
+    """QSettings write into the test's tmp folder, never the user's real settings."""
+    from app.settings import init_application_names
+
+    folder = tmp_path / "qsettings"
+    folder.mkdir()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    init_application_names()
+    yield folder
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    """Fail a test that leaves a worker thread running (the QThread is a Python-visible thread)."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    from PySide6.QtCore import QThread  # noqa: F401  (Qt threads are checked through the worker)
+
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()
+                and t.name.startswith("stylesteer")]
+    assert not leftover, f"threads left running: {leftover}"
+
+
+@pytest.fixture
+def fake_options() -> FakeOptions:
+    return FakeOptions(token_delay_s=0.003, load_delay_s=0.02, file_delay_s=0.002)
+
+
+@pytest.fixture
+def fake_backend(fake_options: FakeOptions) -> FakeBackend:
+    return FakeBackend(fake_options)
+
+
+@pytest.fixture
+def window(qtbot, fake_backend: FakeBackend):
+    """A main window over the fake engine with the model loaded."""
+    from app.main_window import MainWindow
+
+    win = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.worker.model is not None, timeout=5000)
+    yield win
+    win.close()
+    assert not win.worker.thread.isRunning()
+
+
+@pytest.fixture
+def corpus_files(tmp_path: Path) -> list[Path]:
+    """Two small text files, one empty and one binary: the import skips two with reasons."""
+    d = tmp_path / "corpus"
+    d.mkdir()
+    (d / "a.txt").write_text("It was a dark and stormy night; the rain fell in torrents.\n" * 20)
+    (d / "b.md").write_text("# Chapter\n\nThe sea was calm and the ship rode easy at anchor.\n" * 10)
+    (d / "empty.txt").write_text("")
+    (d / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
+    return sorted(d.iterdir())
