@@ -1,9 +1,370 @@
-"""Placeholder: registered by app.cli."""
+"""`stylesteer styles ...`: import, rebuild, list, show, rename, delete, remove-doc, export, import-file."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from app.cli import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser(
+        "styles",
+        help="manage the style library (import your texts, list, export, ...)",
+        description="Build styles from your own text files and manage the style library.",
+    )
+    ss = p.add_subparsers(dest="styles_command", metavar="ACTION")
+
+    imp = ss.add_parser(
+        "import",
+        help="import files or folders into a style (created if new)",
+        description="Import text files (.txt .md .rst .tex .html .docx .epub) or folders (searched "
+        "recursively) into style NAME, creating it if it does not exist yet.",
+    )
+    imp.add_argument("name", metavar="NAME")
+    imp.add_argument("paths", metavar="PATH", nargs="+")
+    _model_argument(imp)
+    imp.add_argument("--glob", default=None, metavar="PATTERN", help="only files in folders matching this, e.g. '*.md'")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.set_defaults(func=cmd_import)
+
+    reb = ss.add_parser("rebuild", help="re-tokenize a style's stored text for another model")
+    reb.add_argument("name", metavar="NAME")
+    _model_argument(reb)
+    reb.set_defaults(func=cmd_rebuild)
+
+    ls = ss.add_parser("list", help="list the styles")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    show = ss.add_parser("show", help="details of one style: documents, n-grams, skipped files")
+    show.add_argument("name", metavar="NAME")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+
+    ren = ss.add_parser("rename", help="rename a style")
+    ren.add_argument("old", metavar="OLD")
+    ren.add_argument("new", metavar="NEW")
+    ren.set_defaults(func=cmd_rename)
+
+    dele = ss.add_parser("delete", help="delete a style")
+    dele.add_argument("name", metavar="NAME")
+    dele.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    dele.set_defaults(func=cmd_delete)
+
+    rm = ss.add_parser("remove-doc", help="remove one document (by path or SHA-256) from a style")
+    rm.add_argument("name", metavar="NAME")
+    rm.add_argument("doc", metavar="PATH|SHA")
+    rm.set_defaults(func=cmd_remove_doc)
+
+    exp = ss.add_parser("export", help="write one style to a single file another user can import")
+    exp.add_argument("name", metavar="NAME")
+    exp.add_argument("file", metavar="FILE")
+    exp.set_defaults(func=cmd_export)
+
+    imf = ss.add_parser("import-file", help="add a style from a file made by `styles export`")
+    imf.add_argument("file", metavar="FILE")
+    imf.add_argument("--name", default=None, help="store it under this name instead")
+    imf.set_defaults(func=cmd_import_file)
+
+    p.set_defaults(func=lambda args: _help(p))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _model_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=None,
+        help="the model the style is for; only its tokenizer is loaded (default: the app's default model)",
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _store() -> Any:
+    from styles.store import StyleError, StyleStore
+
+    try:
+        return StyleStore()
+    except StyleError as exc:
+        raise UserError(str(exc)) from None
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Style errors are the user's: one line, exit code 2."""
+    from styles.store import StyleError
+
+    try:
+        yield
+    except StyleError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _load_tokenizer(spec: str | None) -> Any:
+    """Only the tokenizer of the model (no weights)."""
+    from engine.models import ModelLoadError, load_tokenizer
+
+    def notify(line: str) -> None:
+        print(f"stylesteer: {line}", file=sys.stderr)
+
+    try:
+        return load_tokenizer(spec, notify=notify)
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from None
+
+
+class _Bar:
+    """The import progress callback as a tqdm bar on stderr (bytes, with files and tokens)."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False,
+                        dynamic_ncols=True, desc="importing")
+
+    def __call__(self, p: Any) -> None:
+        self.bar.total = p.bytes_total
+        self.bar.n = p.bytes_done
+        self.bar.set_postfix_str(f"{p.files_done}/{p.files_total} files, {p.tokens:,} tokens", refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@contextmanager
+def _cancel_on_interrupt() -> Iterator[threading.Event]:
+    """Ctrl-C sets the cancel flag; the import stops at the next batch and rolls back."""
+    cancel = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if cancel.is_set():  # a second Ctrl-C: stop at once (the transaction still rolls back)
+            raise KeyboardInterrupt
+        cancel.set()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _print_report(report: Any, verb: str = "imported") -> None:
+    out = sys.stdout
+    if report.cancelled:
+        print(f"Cancelled: nothing was {verb}; style '{report.style}' is unchanged.", file=out)
+        return
+    for doc in report.imported:
+        print(f"  {verb}  {doc.path}  ({doc.n_tokens:,} tokens, {_size(doc.n_bytes)}, {doc.encoding})", file=out)
+    for dup in report.duplicates:
+        print(f"  duplicate  {dup.path}: {dup.reason}", file=out)
+    for skip in report.skipped:
+        print(f"  skipped   {skip.path}: {skip.reason}", file=out)
+    print(
+        f"Style '{report.style}': {len(report.imported)} file(s) {verb} ({report.n_tokens:,} tokens), "
+        f"{len(report.duplicates)} duplicate(s), {len(report.skipped)} skipped, in {report.seconds:.1f} s.",
+        file=out,
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from styles.importer import import_paths
+
+    tokenizer = _load_tokenizer(args.model)
+    store = _store()
+    bar = None if args.json else _Bar()
+    try:
+        with _user_errors(), _cancel_on_interrupt() as cancel:
+            report = import_paths(store, args.name, args.paths, tokenizer, glob=args.glob,
+                                  progress=bar, cancel=cancel)
+    finally:
+        if bar is not None:
+            bar.close()
+        store.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    if report.cancelled:
+        return 130
+    # Nothing new but everything already there is not a failure.
+    if report.imported or (report.duplicates and not report.skipped):
+        return 0
+    if not args.json and not report.skipped and not report.duplicates:
+        print("No files found to import.", file=sys.stdout)
+    return 2
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from styles.importer import rebuild
+
+    store = _store()
+    try:
+        with _user_errors():
+            store.get(args.name)  # a missing style fails before the tokenizer loads
+            tokenizer = _load_tokenizer(args.model)
+            bar = _Bar()
+            try:
+                with _cancel_on_interrupt() as cancel:
+                    report = rebuild(store, args.name, tokenizer, progress=bar, cancel=cancel)
+            finally:
+                bar.close()
+            _print_report(report, verb="rebuilt")
+            if report.cancelled:
+                return 130
+            info = store.get(args.name)
+            print(f"Style '{info.name}' now uses tokenizer {info.tokenizer_name} ({info.tokenizer_fingerprint}).")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        styles = store.list_styles()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([s.to_dict() for s in styles], indent=2))
+        return 0
+    if not styles:
+        print("No styles yet. Import some of your writing: stylesteer styles import NAME FILE_OR_FOLDER...")
+        return 0
+    rows = [("NAME", "TOKENIZER", "DOCS", "TOKENS", "ON DISK")]
+    for s in styles:
+        rows.append((s.name, _short_tokenizer(s), str(s.n_documents), f"{s.n_tokens:,}", _size(s.bytes_on_disk)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+    return 0
+
+
+def _short_tokenizer(info: Any) -> str:
+    name = info.tokenizer_name.rstrip("/").split("/")[-1] or info.tokenizer_name
+    return f"{name} ({info.tokenizer_fingerprint[:8]})"
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        with _user_errors():
+            info = store.get(args.name)
+            docs = store.documents(args.name)
+            skipped = store.skipped(args.name)
+    finally:
+        store.close()
+    if args.json:
+        data = info.to_dict()
+        data["documents"] = [d.to_dict() for d in docs]
+        data["skipped"] = [s.to_dict() for s in skipped]
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"Style:      {info.name}")
+    print(f"Tokenizer:  {info.tokenizer_name} (fingerprint {info.tokenizer_fingerprint}, {info.vocab_size:,} tokens)")
+    print(f"Documents:  {info.n_documents} ({info.n_tokens:,} tokens, {_size(info.n_bytes)} of text)")
+    print(f"N-grams:    " + ", ".join(f"{info.ngrams.get(n, 0):,} distinct {n}-grams" for n in (1, 2, 3)))
+    print(f"On disk:    {_size(info.bytes_on_disk)}")
+    print(f"Updated:    {info.updated_at}")
+    for d in docs:
+        print(f"  {d.sha256[:12]}  {d.n_tokens:>10,} tokens  {d.path}")
+    if skipped:
+        print("Skipped files:")
+        for s in skipped:
+            print(f"  {s.path}: {s.reason}")
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        with _user_errors():
+            store.rename(args.old, args.new)
+    finally:
+        store.close()
+    print(f"Renamed style '{args.old}' to '{args.new.strip()}'.")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        with _user_errors():
+            info = store.get(args.name)
+            if not args.yes:
+                try:
+                    answer = input(f"Delete style '{info.name}' ({info.n_documents} documents, "
+                                   f"{info.n_tokens:,} tokens)? [y/N] ")
+                except EOFError:
+                    answer = ""
+                if answer.strip().lower() not in ("y", "yes"):
+                    print("Not deleted.")
+                    return 1
+            store.delete(info.name)
+    finally:
+        store.close()
+    print(f"Deleted style '{info.name}'.")
+    return 0
+
+
+def cmd_remove_doc(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        with _user_errors():
+            removed = store.remove_document(args.name, args.doc)
+    finally:
+        store.close()
+    for d in removed:
+        print(f"Removed {d.path} ({d.sha256[:12]}, {d.n_tokens:,} tokens) from style '{args.name}'.")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        with _user_errors():
+            path = store.export(args.name, args.file)
+    finally:
+        store.close()
+    print(f"Exported style '{args.name}' to {path}.")
+    return 0
+
+
+def cmd_import_file(args: argparse.Namespace) -> int:
+    store = _store()
+    try:
+        with _user_errors():
+            name = store.import_file(args.file, name=args.name)
+            info = store.get(name)
+    finally:
+        store.close()
+    print(f"Imported style '{name}' ({info.n_documents} documents, {info.n_tokens:,} tokens) from {args.file}.")
+    return 0

@@ -1,0 +1,108 @@
+"""count_ngrams and the packed count arrays, checked by hand on tiny inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from styles import importer
+from styles.importer import NgramCounter, count_ngrams, merge_pairs, reduce_pairs
+from styles.store import pack_array, pack_keys, unpack_array, unpack_keys, unpack_ngram_keys
+
+
+def as_dict(counts, n):
+    ctx, tok, cnt = counts[n]
+    return {tuple(c) + (t,): k for c, t, k in zip(ctx.tolist(), tok.tolist(), cnt.tolist())}
+
+
+def test_counts_by_hand():
+    counts = count_ngrams([[1, 2, 1, 2, 3]], vocab_size=5)
+    assert as_dict(counts, 1) == {(1,): 2, (2,): 2, (3,): 1}
+    assert as_dict(counts, 2) == {(1, 2): 2, (2, 1): 1, (2, 3): 1}
+    assert as_dict(counts, 3) == {(1, 2, 1): 1, (2, 1, 2): 1, (1, 2, 3): 1}
+
+
+def test_ngrams_never_span_documents():
+    counts = count_ngrams([[1, 2], [3, 4]], vocab_size=5)
+    assert as_dict(counts, 2) == {(1, 2): 1, (3, 4): 1}  # no (2, 3)
+    assert as_dict(counts, 3) == {}  # each document is too short for a trigram
+    assert as_dict(counts, 1) == {(1,): 1, (2,): 1, (3,): 1, (4,): 1}
+
+
+def test_shapes_dtypes_and_order():
+    counts = count_ngrams([[4, 0, 3, 0, 3, 1]], vocab_size=5)
+    for n in (1, 2, 3):
+        ctx, tok, cnt = counts[n]
+        assert ctx.shape == (tok.size, n - 1)
+        assert ctx.dtype == tok.dtype == cnt.dtype == np.int64
+        rows = [tuple(r) for r in np.column_stack((ctx, tok)).tolist()]
+        assert rows == sorted(rows)
+    assert counts[1][0].shape == (4, 0)
+
+
+def test_pieces_of_one_document_count_like_the_whole():
+    rng = np.random.default_rng(0)
+    doc = rng.integers(0, 7, size=200)
+    counter = NgramCounter(7)
+    for piece in np.array_split(doc, [1, 2, 50, 51, 120]):
+        counter.feed(piece)
+    counter.end_document()
+    whole = NgramCounter(7)
+    whole.feed(doc)
+    whole.end_document()
+    for n in (1, 2, 3):
+        np.testing.assert_array_equal(counter.pairs()[n][0], whole.pairs()[n][0])
+        np.testing.assert_array_equal(counter.pairs()[n][1], whole.pairs()[n][1])
+
+
+def test_compaction_gives_the_same_counts(monkeypatch):
+    rng = np.random.default_rng(1)
+    docs = [rng.integers(0, 11, size=int(s)) for s in rng.integers(0, 300, size=40)]
+    expected = count_ngrams(docs, vocab_size=11)
+    monkeypatch.setattr(importer, "COMPACT_AT", 50)
+    got = count_ngrams(docs, vocab_size=11)
+    for n in (1, 2, 3):
+        for a, b in zip(expected[n], got[n]):
+            np.testing.assert_array_equal(a, b)
+    assert sum(len(d) for d in docs) == int(got[1][2].sum())
+
+
+def test_discarded_document_leaves_no_trace():
+    counter = NgramCounter(5)
+    counter.feed(np.array([1, 2, 3]))
+    counter.end_document()
+    counter.feed(np.array([4, 4, 4]))
+    counter.discard_document()
+    expected = count_ngrams([[1, 2, 3]], vocab_size=5)
+    got = counter.pairs()
+    for n in (1, 2, 3):
+        ctx, tok = unpack_ngram_keys(got[n][0], n, 5)
+        np.testing.assert_array_equal(tok, expected[n][1])
+
+
+def test_out_of_vocabulary_ids_are_refused():
+    with pytest.raises(ValueError):
+        count_ngrams([[0, 5]], vocab_size=5)
+
+
+def test_reduce_and_merge_sum_exactly_and_drop_zeros():
+    k, c = reduce_pairs(np.array([5, 1, 5, 3], np.int64), np.array([1, 2, 3, 4], np.int64))
+    assert k.tolist() == [1, 3, 5] and c.tolist() == [2, 4, 4]
+    a = {1: (np.array([1, 3]), np.array([2, 4]))}
+    b = {1: (np.array([3, 7]), np.array([-4, 1]))}
+    merged = merge_pairs(a, b)
+    assert merged[1][0].tolist() == [1, 7] and merged[1][1].tolist() == [2, 1]
+
+
+def test_packed_arrays_round_trip():
+    keys = np.array([0, 3, 10, 2**40, 2**62], dtype=np.int64)
+    assert unpack_keys(pack_keys(keys), expect=5).tolist() == keys.tolist()
+    for arr in (np.array([0, 255]), np.array([70000, 1]), np.array([2**40]), np.zeros(0, np.int64)):
+        assert unpack_array(pack_array(arr), expect=arr.size).tolist() == arr.tolist()
+
+
+def test_trigram_keys_unpack_to_columns():
+    v = 49152
+    counts = count_ngrams([[v - 1, 0, v - 2]], vocab_size=v)
+    ctx, tok, cnt = counts[3]
+    assert ctx.tolist() == [[v - 1, 0]] and tok.tolist() == [v - 2] and cnt.tolist() == [1]
