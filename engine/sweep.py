@@ -141,12 +141,21 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
 
     if isinstance(lm_or_fingerprint, str):
         fingerprint, tokenizer = lm_or_fingerprint, None
-        if vocab_size is None:
-            raise ValueError("vocab_size is required when a fingerprint string is given")
     else:
         fingerprint = lm_or_fingerprint.fingerprint
         tokenizer = getattr(lm_or_fingerprint, "tokenizer", None)
         vocab_size = vocab_size or lm_or_fingerprint.vocab_size
+    info = store.get(name) if hasattr(store, "get") else None
+    if info is not None:
+        if info.tokenizer_fingerprint != fingerprint:
+            from engine.steering import StyleMismatchError
+
+            raise StyleMismatchError(
+                f"style '{name}' was built with another tokenizer ({info.tokenizer_name}); rebuild it with "
+                f"`stylesteer styles rebuild {name} --model ...`")
+        vocab_size = vocab_size or info.vocab_size
+    if vocab_size is None:
+        raise ValueError("vocab_size is required when a fingerprint string is given")
     docs = list(store.document_ids(name))
     if not docs:
         raise ValueError(f"style {name!r} has no documents")
@@ -159,8 +168,8 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
 
         ids = np.asarray(store.document_token_ids(name, docs[0]), dtype=np.int64)
         cut = split_tokens(ids, fraction, is_boundary=_newline_test(tokenizer))
-        steer_counts = count_ngrams([ids[:cut]])
-        held_counts = count_ngrams([ids[cut:]])
+        steer_counts = count_ngrams([ids[:cut]], vocab_size)
+        held_counts = count_ngrams([ids[cut:]], vocab_size)
 
     def build(counts: Any) -> Any:
         return StylePrior.from_counts(counts, vocab_size=vocab_size, tokenizer_fingerprint=fingerprint,
@@ -385,14 +394,9 @@ class EngineBackend:
         self._prompt_ids: dict[str, list[int]] = {}
 
     def _bare_prompt_ids(self, prompt: str) -> list[int]:
+        # Tokenised as engine.decode tokenises a prompt, so that baseline rows are scored in the same context.
         if prompt not in self._prompt_ids:
-            from engine import decode
-
-            encode = getattr(decode, "encode_prompt", None)
-            if encode is not None:
-                ids = list(encode(self.lm, prompt))
-            else:
-                ids = list(self.lm.tokenizer(prompt)["input_ids"])
+            ids = self.lm.tokenizer(prompt, add_special_tokens=True)["input_ids"]
             self._prompt_ids[prompt] = [int(t) for t in ids]
         return self._prompt_ids[prompt]
 
@@ -416,19 +420,12 @@ class EngineBackend:
         base = metrics.base_ppl_batch(self.lm, contexts, tokens)
         rows = []
         for p, lam, r, ctx, toks, b in zip(prompts, lams, results, contexts, tokens, base):
-            js = _finite(r.js_bits) if not prefix else []
-            row: dict[str, Any] = {
-                "prompt": p, "mode": mode, "lam": _lam_key(lam), "text": r.text,
-                "style_ppl": metrics.style_ppl(self.steer, ctx, toks) if toks else None,
-                "base_ppl": b if toks else None,
-                # The prompt-only baseline has no steered/base pair to compare: no JS.
-                "js_mean_bits": statistics.fmean(js) if js else None,
-                "js_median_bits": statistics.median(js) if js else None,
-                "unigram_overlap": metrics.unigram_overlap(toks, self._top_ids) if toks else None,
-                "bigram_seen": metrics.bigram_seen_rate(toks, self.steer.has_bigram) if len(toks) > 1 else None,
-                "distinct_2": metrics.distinct_n(toks, 2) if len(toks) > 1 else None,
-                "heldout_style_ppl": metrics.style_ppl(self.heldout, ctx, toks) if toks else None,
-            }
+            # The prompt-only baseline has no steered/base pair to compare: no JS for it.
+            js = [] if prefix else _finite(r.js_bits)
+            m = metrics.compute_metrics(self.lm, ctx, toks, js, self.steer, base=b, top_ids=self._top_ids) \
+                if toks else dict.fromkeys(METRIC_NAMES)
+            row: dict[str, Any] = {"prompt": p, "mode": mode, "lam": _lam_key(lam), "text": r.text, **m,
+                                   "heldout_style_ppl": metrics.style_ppl(self.heldout, ctx, toks) if toks else None}
             rows.append({k: _clean(v) for k, v in row.items()})
         return rows
 
