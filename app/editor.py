@@ -62,6 +62,7 @@ class Editor(QPlainTextEdit):
 
     tokenHovered = Signal(object)  # TokenRef | None
     generateRequested = Signal()
+    regenerateRequested = Signal()
     stopRequested = Signal()  # Esc: stop and discard
     ghostAccepted = Signal(str)
     ghostChanged = Signal(bool)  # whether a suggestion is showing
@@ -405,6 +406,10 @@ class Editor(QPlainTextEdit):
         ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
         if ctrl and key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.generateRequested.emit()
+            return
+        if ctrl and key == Qt.Key.Key_R and not mods & Qt.KeyboardModifier.ShiftModifier:
+            # Also the menu's shortcut; handled here when the key reaches the editor first.
+            self.regenerateRequested.emit()
             return
         if self._ghost_start is not None:
             if key == Qt.Key.Key_Tab and not ctrl:

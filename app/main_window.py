@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.editor = Editor()
         self.setCentralWidget(self.editor)
         self.editor.generateRequested.connect(self.generate)
+        self.editor.regenerateRequested.connect(self.regenerate)
         self.editor.stopRequested.connect(self.stop_generation)
         self.editor.ghostChanged.connect(self._update_actions)
         self.editor.document().modificationChanged.connect(lambda _m: self._update_title())

@@ -117,6 +117,12 @@ class StylePanel(QWidget):
 
     def set_styles(self, styles: list[StyleInfo]) -> None:
         self._styles = list(styles)
+        self._render()
+        if self._active and self._active not in self.style_names():
+            self.set_active(None)  # it was deleted or renamed elsewhere
+
+    def _render(self) -> None:
+        styles = self._styles
         selected = self.selected()
         self.table.setRowCount(len(styles))
         for r, s in enumerate(styles):
@@ -133,8 +139,6 @@ class StylePanel(QWidget):
                 self.table.setItem(r, c, item)
             if s.name == selected:
                 self.table.selectRow(r)
-        if self._active and self._active not in self.style_names():
-            self.set_active(None)
 
     def style_names(self) -> list[str]:
         return [s.name for s in self._styles]
@@ -163,7 +167,7 @@ class StylePanel(QWidget):
             return
         self._active = name
         self._update_active_label()
-        self.set_styles(self._styles) if self._styles else None
+        self._render()
         self.activeStyleChanged.emit(name)
 
     def use_selected(self) -> None:

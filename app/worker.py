@@ -232,6 +232,9 @@ class Worker(QObject):
         done.wait(timeout_ms / 1000)
         self._thread.quit()
         self._thread.wait(timeout_ms)
+        # Results still queued for the GUI thread belong to a window that is going away.
+        self._jobs.clear()
+        self.busyChanged.emit(False)
 
     @property
     def thread(self) -> QThread:
@@ -274,6 +277,8 @@ class Worker(QObject):
 
     @Slot(int, object)
     def _on_errored(self, job_id: int, error: JobError) -> None:
+        if self._closed:
+            return
         job = self._end(job_id)
         if job is not None and job.on_error:
             job.on_error(error)

@@ -1,0 +1,331 @@
+"""The window over the fake engine: compose, accept, undo, styles, model, compare, settings, files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
+
+from app import autosave
+from app.main_window import MainWindow
+from app.model_dialog import ModelChoice
+from app.settings import Settings
+
+
+def _generate_and_wait(qtbot, win: MainWindow) -> None:
+    with qtbot.waitSignal(win.generationFinished, timeout=10000):
+        qtbot.keyClick(win.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+
+
+def _type(qtbot, win: MainWindow, text: str) -> None:
+    win.editor.setFocus()
+    qtbot.keyClicks(win.editor, text)
+
+
+def test_no_arguments_path_opens_on_the_demo_model(window: MainWindow, fake_backend) -> None:
+    assert "load_model:demo" in fake_backend.options.calls
+    assert "fake-demo" in window.model_label.text()
+    assert "float32" in window.model_label.text() and "MiB" in window.model_label.text()
+
+
+def test_generate_accept_undo(qtbot, window: MainWindow) -> None:
+    _type(qtbot, window, "The night was")
+    window.controls.max_tokens.setValue(12)
+    _generate_and_wait(qtbot, window)
+    assert window.editor.has_ghost()
+    assert window.editor.text() == "The night was"
+    ghost = window.editor.ghost_text()
+    assert len(window.editor.tokens()) == 12 and ghost
+    qtbot.keyClick(window.editor, Qt.Key.Key_Tab)
+    assert window.editor.text() == "The night was" + ghost
+    window.undo_action.trigger()
+    assert window.editor.text() == "The night was"
+    window.redo_action.trigger()
+    assert window.editor.text() == "The night was" + ghost
+
+
+def test_escape_stops_the_stream_and_discards(qtbot, window: MainWindow, fake_options) -> None:
+    fake_options.token_delay_s = 0.02
+    _type(qtbot, window, "Once")
+    window.controls.max_tokens.setValue(500)
+    qtbot.keyClick(window.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(window.editor.tokens()) >= 3, timeout=5000)
+    assert window.generating()
+    qtbot.keyClick(window.editor, Qt.Key.Key_Escape)
+    assert not window.generating()
+    assert window.editor.toPlainText() == "Once"
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=5000)
+    assert window.editor.toPlainText() == "Once"  # late tokens never land
+
+
+def test_lambda_slider_acts_on_the_stream_in_progress(qtbot, window: MainWindow, fake_backend,
+                                                     fake_options) -> None:
+    fake_options.token_delay_s = 0.02
+    window.styles.set_styles([])
+    fake_backend._styles["s"] = __import__("app.backend", fromlist=["StyleInfo"]).StyleInfo("s", 1, 10, "t")
+    window.styles.set_active("s")
+    window.controls.set_lam(0.1)
+    _type(qtbot, window, "Once")
+    window.controls.max_tokens.setValue(400)
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.editor.tokens()) >= 3, timeout=5000)
+    window.controls.slider.setValue(900)  # λ = 0.81
+    qtbot.waitUntil(lambda: any(abs(t.step.lam - 0.81) < 1e-6 for t in window.editor.tokens() if t.step),
+                    timeout=5000)
+    lams = [t.step.lam for t in window.editor.tokens()]
+    assert lams[0] == pytest.approx(0.1)
+    window.stop_generation()
+
+
+def test_regenerate_gives_a_new_suggestion(qtbot, window: MainWindow) -> None:
+    _type(qtbot, window, "Once")
+    window.controls.max_tokens.setValue(10)
+    _generate_and_wait(qtbot, window)
+    first = window.editor.ghost_text()
+    with qtbot.waitSignal(window.generationFinished, timeout=10000):
+        qtbot.keyClick(window.editor, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)
+    assert window.editor.ghost_text() and window.editor.ghost_text() != first
+    assert window.editor.text() == "Once"
+
+
+def test_choosing_an_alternative_regenerates_from_there(qtbot, window: MainWindow) -> None:
+    _type(qtbot, window, "Once")
+    window.controls.max_tokens.setValue(6)
+    _generate_and_wait(qtbot, window)
+    tokens = window.editor.tokens()
+    window.editor.hover_token(tokens[2])
+    assert window.inspector.token() is tokens[2] or window.inspector.token().start == tokens[2].start
+    assert window.inspector.p_base.text() != "–"
+    buttons = window.inspector.alt_buttons
+    assert buttons
+    alt = buttons[1].property("altText")
+    kept = "".join(t.step.text for t in tokens[:2])
+    with qtbot.waitSignal(window.generationFinished, timeout=10000):
+        buttons[1].click()
+    ghost = window.editor.ghost_text()
+    assert ghost.startswith(kept + alt)
+    assert len(ghost) > len(kept + alt)
+
+
+def test_model_failure_keeps_the_previous_model(qtbot, window: MainWindow) -> None:
+    before = window.model_label.text()
+    with qtbot.waitSignal(window.errorShown, timeout=5000) as blocker:
+        window.load_model(ModelChoice("/no/such/missing-model", "cpu", "none"))
+    assert "Could not load" in blocker.args[0] and "Still using fake-demo" in blocker.args[0]
+    assert window.model_label.text() == before
+    assert window.worker.model.name == "fake-demo"
+    assert window.settings.model_spec() in (None, "demo")  # a failed model is not remembered
+    _type(qtbot, window, "Still")
+    window.controls.max_tokens.setValue(3)
+    _generate_and_wait(qtbot, window)  # and the app keeps working
+
+
+def test_model_load_can_be_cancelled(qtbot, window: MainWindow, fake_options) -> None:
+    fake_options.load_delay_s = 2.0
+    window.load_model(ModelChoice("other", "cpu", "none"))
+    assert window.load_bar.isVisible() and window.load_cancel.isVisible()
+    qtbot.wait(50)
+    window.load_cancel.click()
+    qtbot.waitUntil(lambda: not window.load_bar.isVisible(), timeout=5000)
+    assert window.worker.model.name == "fake-demo"
+    assert "cancelled" in window.statusBar().currentMessage()
+
+
+def test_import_rename_delete_styles(qtbot, window: MainWindow, corpus_files: list[Path]) -> None:
+    panel = window.styles
+    with qtbot.waitSignal(panel.reportReady, timeout=10000) as blocker:
+        panel.start_import(corpus_files, style="stormy")
+    report = blocker.args[0]
+    assert len(report.imported) == 2
+    assert {Path(p).name for p, _ in report.skipped} == {"empty.txt", "blob.bin"}
+    assert "Skipped 2" in report.summary_text()
+    qtbot.waitUntil(lambda: panel.style_names() == ["stormy"], timeout=5000)
+    assert panel.active() == "stormy"  # the first style becomes active
+    assert panel.table.item(0, 1).text() == "2"
+    panel.select("stormy")
+    panel.rename_selected("gothic")
+    qtbot.waitUntil(lambda: panel.style_names() == ["gothic"], timeout=5000)
+    assert panel.active() == "gothic"
+    assert window.settings.style() == "gothic"
+    panel.select("gothic")
+    panel.delete_selected(confirm=False)
+    assert panel.style_names() == ["gothic"]  # declined: nothing happens
+    panel.delete_selected(confirm=True)
+    qtbot.waitUntil(lambda: panel.style_names() == [], timeout=5000)
+    assert panel.active() is None
+
+
+def test_import_shows_progress_and_can_be_cancelled(qtbot, window: MainWindow, fake_options, tmp_path) -> None:
+    fake_options.file_delay_s = 0.05
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(60):
+        (d / f"{i}.txt").write_text("word " * 50)
+    panel = window.styles
+    panel.start_import([d], style="many")
+    qtbot.waitUntil(lambda: panel.progress.maximum() == 60 and panel.progress.value() >= 2, timeout=5000)
+    assert panel.progress.isVisible() and panel.cancel_button.isVisible()
+    assert "left" in panel.eta.text()
+    panel.cancel_button.click()
+    qtbot.waitUntil(lambda: not panel.progress.isVisible(), timeout=5000)
+    qtbot.waitUntil(lambda: not window.worker.busy, timeout=5000)
+    assert panel.style_names() == []  # a cancelled import leaves the library as it was
+
+
+def test_drop_files_onto_the_style_panel(qtbot, window: MainWindow, corpus_files: list[Path]) -> None:
+    panel = window.styles
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus_files[0]))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(panel.reportReady, timeout=10000):
+        panel.dropEvent(event)
+    qtbot.waitUntil(lambda: len(panel.style_names()) == 1, timeout=5000)
+
+
+def test_compare_view_streams_and_fills_metrics(qtbot, window: MainWindow, corpus_files) -> None:
+    with qtbot.waitSignal(window.styles.reportReady, timeout=10000):
+        window.styles.start_import(corpus_files[:1], style="stormy")
+    qtbot.waitUntil(lambda: window.styles.active() == "stormy", timeout=5000)
+    _type(qtbot, window, "It was")
+    window.controls.max_tokens.setValue(16)
+    window.open_compare()
+    view = window.compare_view
+    assert window.compare_dialog.isVisible()
+    assert view.prompt.toPlainText() == "It was"
+    view.run_button.click()
+    qtbot.waitUntil(lambda: view.summaries is not None, timeout=10000)
+    assert view.n_pairs == 16 and view.n_diff > 0
+    for metric in ("style_ppl", "base_ppl", "js_mean_bits", "unigram_overlap", "bigram_seen", "distinct_2"):
+        assert view.metric_text(metric, 0) not in ("", "–")
+        assert view.metric_text(metric, 1) not in ("", "–")
+    view.insert_steer.click()
+    assert window.editor.text() == "It was" + view.steered_text
+    window.undo_action.trigger()
+    assert window.editor.text() == "It was"
+
+
+def test_compare_without_a_style_says_so(qtbot, window: MainWindow) -> None:
+    window.open_compare()
+    window.compare_view.prompt.setPlainText("x")
+    with qtbot.waitSignal(window.errorShown, timeout=2000) as blocker:
+        window.compare_view.run_button.click()
+    assert "style" in blocker.args[0]
+
+
+def test_settings_persist_between_runs(qtbot, fake_backend) -> None:
+    win = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(win)
+    win.controls.set_lam(0.125)
+    win.controls.mode.setCurrentIndex(win.controls.mode.findData("budget"))
+    win.controls.temperature.setValue(0.65)
+    win.set_theme("dark")
+    win.close()
+    again = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(again)
+    v = again.controls.values()
+    assert v.lam == pytest.approx(0.125) and v.mode == "budget" and v.temperature == pytest.approx(0.65)
+    assert again.theme_actions["dark"].isChecked()
+    assert QApplication.instance().property("stylesteerTheme") == "dark"
+    again.set_theme("system")
+    again.close()
+
+
+def test_default_sampling_is_not_greedy() -> None:
+    s = Settings().steer()
+    assert not s.greedy and 0.5 <= s.temperature <= 1.0 and s.repetition_penalty > 1.0
+
+
+def test_open_save_recent(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    src = tmp_path / "draft.md"
+    src.write_text("# Title\n\nSome text.\n", encoding="utf-8")
+    assert window.open_path(src)
+    assert window.editor.text() == "# Title\n\nSome text.\n"
+    assert window.settings.recent_files()[0] == str(src)
+    assert window.recent_menu.actions()[0].text() == str(src)
+    _type(qtbot, window, "More. ")
+    window.controls.max_tokens.setValue(4)
+    _generate_and_wait(qtbot, window)
+    assert window.save()  # a pending suggestion is never saved
+    assert src.read_text(encoding="utf-8") == window.editor.text()
+    assert window.editor.ghost_text() not in src.read_text(encoding="utf-8")
+    assert window.open_path(tmp_path / "nope.txt") is False
+    assert "Cannot open" in window.errors[-1]
+
+
+def test_autosave_and_recovery(qtbot, fake_backend) -> None:
+    win = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.worker.model is not None, timeout=5000)
+    _type(qtbot, win, "Precious words")
+    assert win.autosave_now()
+    assert not win.autosave_now()  # nothing new
+    assert autosave.read().text == "Precious words"
+    # a crash: the window goes away without closeEvent clearing the draft
+    win.worker.shutdown()
+    win.autosave_timer.stop()
+    win.deleteLater()
+    fresh = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(fresh)
+    assert fresh.check_recovery(accept=True)
+    assert fresh.editor.text() == "Precious words"
+    assert fresh.editor.document().isModified()
+    fresh.close()
+    assert autosave.read() is None  # a clean exit leaves nothing to recover
+
+
+def test_shortcuts_are_listed_under_help(qtbot, window: MainWindow) -> None:
+    dlg = window.show_shortcuts()
+    table = dlg.findChild(QWidget, "") if False else dlg.layout().itemAt(0).widget()
+    keys = [table.item(r, 0).text() for r in range(table.rowCount())]
+    for k in ("Ctrl+Enter", "Tab", "Ctrl+Right", "Esc", "Ctrl+R"):
+        assert k in keys
+    dlg.close()
+
+
+def test_widgets_have_accessible_names(window: MainWindow) -> None:
+    from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QPlainTextEdit,
+                                   QSlider, QTableWidget, QTextEdit)
+
+    # Scroll bars and header/corner buttons are named by Qt itself; these are ours.
+    kinds = (QAbstractButton, QSlider, QAbstractSpinBox, QComboBox, QPlainTextEdit, QTableWidget, QTextEdit)
+    missing = []
+    for root in (window, window.compare_view):
+        for w in root.findChildren(QWidget):
+            if isinstance(w, kinds) and not w.accessibleName() and not (
+                    isinstance(w, QAbstractButton) and w.text()):
+                if w.objectName().startswith("qt_"):
+                    continue  # Qt's own internal parts
+                missing.append(f"{type(w).__name__}({w.objectName()})")
+    assert not missing, missing
+
+
+def test_resources_load_through_importlib() -> None:
+    from app import resources
+
+    icon = resources.app_icon()
+    assert not icon.isNull() and icon.availableSizes()
+    assert "QPlainTextEdit#editor" in resources.style_sheet("light")
+    assert "QPlainTextEdit#editor" in resources.style_sheet("dark")
+    entry = resources.desktop_entry()
+    assert "[Desktop Entry]" in entry and "Icon=stylesteer" in entry
+    assert resources.read_bytes("stylesteer.png")[:4] == b"\x89PNG"
+
+
+def test_an_exception_in_a_job_reaches_the_user(qtbot, window: MainWindow, fake_options) -> None:
+    fake_options.fail_generate = True
+    _type(qtbot, window, "x")
+    with qtbot.waitSignal(window.errorShown, timeout=5000) as blocker:
+        window.generate()
+    assert "Something went wrong" in blocker.args[0] and "fake engine was told to fail" in blocker.args[0]
+    assert not window.editor.has_ghost()
+
+
+def test_tune_dock_is_wired_when_present(qtbot, window: MainWindow, fake_backend) -> None:
+    if window.tune_panel is None:
+        pytest.skip("app/tune_panel.py is not in the tree")
+    window.tune_panel.lambdaApplied.emit(0.42)
+    assert window.controls.lam() == pytest.approx(0.42)
