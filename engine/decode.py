@@ -380,6 +380,9 @@ class BatchResult:
     js_bits: list[float]
     stop_reason: str
     lam: float = 0.0
+    # log p_base(x_t | prompt, x_<t) of each generated token under the frozen model: its base PPL
+    # without a second forward pass.
+    base_logprobs: list[float] = field(default_factory=list)
 
 
 def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams: Sequence[float], *, mode: str,
@@ -401,8 +404,11 @@ def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams
     states = [_SideState("steered", TextTracker(lm.tokenizer, r)) for r in rows]
     eos = lm.eos_token_ids
     seeds = [sampling.seed] * len(rows)
+    base_lp: list[list[float]] = [[] for _ in rows]
     for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds):
         js = None
+        picked = torch.log_softmax(step.base, dim=-1).gather(
+            -1, torch.tensor(step.tokens, device=step.base.device)[:, None])[:, 0].tolist()
         if steering is not None:
             js = js_bits_from_logits(step.base, step.steered).tolist()
         for b, state in enumerate(states):
@@ -415,12 +421,13 @@ def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams
             state.token_ids.append(token)
             state.tracker.ids.append(token)
             state.js.append(js[b] if js is not None and lams[b] > 0 else 0.0)
+            base_lp[b].append(picked[b])
         if progress is not None:
             progress(step.index + 1, sampling.max_new_tokens)
     cancelled = cancel is not None and cancel.is_set()
     out = []
-    for r, s, lam in zip(rows, states, lams):
+    for r, s, lam, lp in zip(rows, states, lams, base_lp):
         reason = "cancelled" if cancelled and not s.finished and len(s.token_ids) < sampling.max_new_tokens \
             else s.stop_reason
-        out.append(BatchResult(r, s.token_ids, s.tracker.text, s.js, reason, float(lam)))
+        out.append(BatchResult(r, s.token_ids, s.tracker.text, s.js, reason, float(lam), lp))
     return out

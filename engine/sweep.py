@@ -417,7 +417,21 @@ class EngineBackend:
         contexts = [list(r.prompt_ids) if not prefix else self._bare_prompt_ids(p)
                     for p, r in zip(prompts, results)]
         tokens = [[int(t) for t in r.token_ids] for r in results]
-        base = metrics.base_ppl_batch(self.lm, contexts, tokens)
+        # The decode loop already has the frozen model's log-probabilities of every token it chose, given
+        # the prompt: scoring them again would double the sweep's cost. The prompt-only baseline is scored
+        # after the bare prompt, which needs its own forward pass.
+        base: list[float | None] = [None] * len(results)
+        again = []
+        for i, (r, toks) in enumerate(zip(results, tokens)):
+            lps = getattr(r, "base_logprobs", None)
+            if not prefix and lps is not None and len(lps) == len(toks):
+                base[i] = metrics.perplexity(lps)
+            elif toks:
+                again.append(i)
+        if again:
+            for i, b in zip(again, metrics.base_ppl_batch(self.lm, [contexts[i] for i in again],
+                                                          [tokens[i] for i in again])):
+                base[i] = b
         rows = []
         for p, lam, r, ctx, toks, b in zip(prompts, lams, results, contexts, tokens, base):
             # The prompt-only baseline has no steered/base pair to compare: no JS for it.
