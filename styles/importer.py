@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,22 @@ def count_ngrams(docs: Iterable[Sequence[int] | np.ndarray], vocab_size: int | N
 
 # --------------------------------------------------------------------------- tokenizing
 
+# Hashing a 50k-token vocabulary takes ~0.15 s: once per tokenizer object, not per import.
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(tokenizer: Any) -> str:
+    size = len(tokenizer)  # added tokens change the vocabulary, and the length with it
+    try:
+        cached = _FINGERPRINTS.get(tokenizer)
+    except TypeError:  # not weak-referenceable
+        return tokenizer_fingerprint(tokenizer)
+    if cached is None or cached[0] != size:
+        cached = (size, tokenizer_fingerprint(tokenizer))
+        _FINGERPRINTS[tokenizer] = cached
+    return cached[1]
+
+
 
 class ChunkTokenizer:
     """Encodes text pieces with a HF tokenizer, as if the whole document were encoded at once.
@@ -277,7 +294,7 @@ class ChunkTokenizer:
     def __init__(self, tokenizer: Any) -> None:
         self.tokenizer = tokenizer
         self.name = tokenizer_name(tokenizer)
-        self.fingerprint = tokenizer_fingerprint(tokenizer)
+        self.fingerprint = _fingerprint(tokenizer)
         self.vocab_size = int(len(tokenizer))
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None and (backend.truncation is not None or backend.padding is not None):

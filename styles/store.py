@@ -140,16 +140,25 @@ def check_name(name: str) -> str:
 # --------------------------------------------------------------------------- array codec
 
 
+_TAGS = ("<u1", "<u2", "<u4", "<u8")
+
+
 def pack_array(a: np.ndarray, *, level: int = 1) -> bytes:
-    """An integer array as bytes: 4-byte dtype tag (smallest unsigned type that fits) + zlib."""
+    """A non-negative integer array as bytes: a 4-byte tag naming the smallest unsigned type
+    that fits, then zlib of its bytes, byte planes first (the high bytes of small values are
+    runs of zeros: about a quarter smaller and faster to compress)."""
     a = np.asarray(a)
     if a.size and int(a.min()) < 0:
         raise ValueError("pack_array stores non-negative integers only")
     top = int(a.max()) if a.size else 0
-    for tag in ("<u1", "<u2", "<u4", "<u8"):
+    for tag in _TAGS:
         if top <= np.iinfo(np.dtype(tag)).max:
             break
-    return tag.encode("ascii").ljust(4, b" ") + zlib.compress(a.astype(tag).tobytes(), level)
+    typed = np.ascontiguousarray(a, dtype=tag)
+    if typed.itemsize == 1:
+        return tag.encode("ascii").ljust(4, b" ") + zlib.compress(typed.tobytes(), level)
+    planes = typed.view(np.uint8).reshape(-1, typed.itemsize).T
+    return (tag + "s").encode("ascii") + zlib.compress(np.ascontiguousarray(planes).tobytes(), level)
 
 
 def unpack_array(blob: bytes, *, expect: int | None = None) -> np.ndarray:
@@ -158,7 +167,9 @@ def unpack_array(blob: bytes, *, expect: int | None = None) -> np.ndarray:
     if not isinstance(blob, (bytes, bytearray, memoryview)) or len(blob) < 4:
         raise InvalidStyleFile("damaged array data")
     tag = bytes(blob[:4]).decode("ascii", "replace").strip()
-    if tag not in ("<u1", "<u2", "<u4", "<u8"):
+    shuffled = tag.endswith("s")
+    tag = tag[:3]
+    if tag not in _TAGS:
         raise InvalidStyleFile("damaged array data (unknown type)")
     dtype = np.dtype(tag)
     inflater = zlib.decompressobj()
@@ -174,7 +185,11 @@ def unpack_array(blob: bytes, *, expect: int | None = None) -> np.ndarray:
         raise InvalidStyleFile("damaged array data (bad compression)") from exc
     if len(raw) % dtype.itemsize:
         raise InvalidStyleFile("damaged array data (wrong length)")
-    out = np.frombuffer(raw, dtype=dtype)
+    if shuffled:
+        planes = np.frombuffer(raw, dtype=np.uint8).reshape(dtype.itemsize, -1)
+        out = np.ascontiguousarray(planes.T).view(dtype).ravel()
+    else:
+        out = np.frombuffer(raw, dtype=dtype)
     if dtype == np.dtype("<u8") and out.size and int(out.max()) > np.iinfo(np.int64).max:
         raise InvalidStyleFile("damaged array data (value out of range)")
     return out.astype(np.int64)
