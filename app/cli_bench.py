@@ -1,9 +1,88 @@
-"""Placeholder: registered by app.cli."""
+"""`stylesteer bench`: throughput ratios measured side by side in one run (not pass/fail timings)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli_generate import add_model_arguments, load_model_for_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure decoding and style-library throughput ratios",
+                       description="Measure, side by side in one run, the decode loop against HF generate, "
+                                   "steering and diagnostics overheads, compare mode, and the style library.")
+    add_model_arguments(p)
+    p.set_defaults(model="demo")
+    p.add_argument("--tokens", type=int, default=256, help="greedy tokens per run (default 256)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; medians are reported (default 3)")
+    p.add_argument("--corpora", type=Path, default=None,
+                   help="folder with the sample corpora (default ../shared/corpora beside the checkout)")
+    p.add_argument("--skip-styles", action="store_true", help="only the decode benchmark")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def default_corpora_dir() -> Path | None:
+    env = os.environ.get("STYLESTEER_CORPORA")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parents[1]
+    candidates += [here.parent / "shared" / "corpora", Path.cwd().parent / "shared" / "corpora"]
+    for c in candidates:
+        if (c / "sherlock_holmes.txt").is_file():
+            return c
     return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from app.cli import UserError
+    from engine.bench import TARGETS, bench_prior, prior_step_seconds, run_decode_bench
+
+    if args.tokens < 2 or args.repeats < 1:
+        raise UserError("--tokens must be >= 2 and --repeats >= 1")
+    corpora = args.corpora or default_corpora_dir()
+    if corpora is None:
+        print("stylesteer: sample corpora not found; the style is built from a short text instead", file=sys.stderr)
+    log = (lambda s: None) if args.json else (lambda s: print(f"  {s}", file=sys.stderr))
+    lm = load_model_for_cli(args)
+    prior = bench_prior(lm, corpora)
+    result: dict[str, Any] = run_decode_bench(lm, prior, tokens=args.tokens, repeats=args.repeats, log=log)
+    decode_step = 1.0 / result["tps"]["unsteered"]
+    if not args.skip_styles:
+        result["styles"] = _styles_bench(lm, corpora, decode_step, prior)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"model {result['model']} on {result['device']} ({result['threads']} threads), "
+          f"{args.tokens} greedy tokens, median of {args.repeats}")
+    for name, v in result["tps"].items():
+        print(f"  {name:<22}{v:8.1f} tok/s")
+    print("ratios (target):")
+    for name, v in result["ratios"].items():
+        mark = "ok " if v >= TARGETS[name] else "LOW"
+        print(f"  {mark} {name:<30}{v:6.3f}  (>= {TARGETS[name]})")
+    if "styles" in result:
+        print("style library:")
+        for name, v in result["styles"].items():
+            print(f"  {name:<40}{'-' if v is None else format(v, '.4g')}")
+    return 0
+
+
+def _styles_bench(lm: Any, corpora: Path | None, decode_step: float, prior: Any) -> dict[str, Any]:
+    from engine.bench import prior_step_seconds
+
+    step = prior_step_seconds(prior)
+    out: dict[str, Any] = {"prior_step_over_decode_step": step / decode_step}
+    try:
+        from styles.bench import run_styles_bench
+    except ImportError:
+        return out
+    if corpora is None:
+        return out
+    styles = run_styles_bench(lm.tokenizer, corpora, decode_step_seconds=decode_step)
+    styles["prior_step_over_decode_step"] = out["prior_step_over_decode_step"]
+    return styles

@@ -1,9 +1,192 @@
-"""Placeholder: registered by app.cli."""
+"""`stylesteer generate`: stream a (steered) continuation to the terminal, or as JSON lines."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
+import sys
+import threading
+from typing import Any, TextIO
+
+from app.cli import UserError
+from engine.types import MODES, METRIC_NAMES, SamplingConfig
+
+# A colour-blind-safe sequential ramp (viridis stops) for JS divergence, as 256-colour ANSI codes.
+_JS_RAMP = [(0.0, 54), (0.01, 61), (0.03, 67), (0.06, 72), (0.1, 114), (0.2, 184), (0.4, 226)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser("generate", help="continue a prompt, steered by a style",
+                       description="Continue PROMPT with the model, steered toward a style.")
+    add_model_arguments(p)
+    p.add_argument("--style", default=None, help="style to steer toward (see `stylesteer styles list`)")
+    p.add_argument("--lam", type=float, default=0.3, help="steering strength lambda in [0, 1] (default 0.3)")
+    p.add_argument("--mode", choices=MODES, default="dense", help="steering mode (default dense)")
+    p.add_argument("--budget", type=float, default=0.05, metavar="TAU",
+                   help="budget mode: largest JS per token, in bits (default 0.05)")
+    d = SamplingConfig()
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-p", type=float, default=d.top_p)
+    p.add_argument("--top-k", type=int, default=d.top_k)
+    p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--compare", action="store_true", help="print baseline and steered side by side with metrics")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: tokens, then summaries")
+    p.add_argument("--no-color", action="store_true", help="plain text, no JS colouring")
+    p.add_argument("prompt", metavar="PROMPT", help="the text to continue ('-' reads standard input)")
+    p.set_defaults(func=run)
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None,
+                   help="hub id, model folder, .gguf file, or 'demo' (default: TinyLlama, else the demo model)")
+    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--quantize", choices=("8bit", "4bit"), default=None, help="bitsandbytes quantization (CUDA)")
+
+
+def load_model_for_cli(args: argparse.Namespace, quiet: bool = False) -> Any:
+    """Load the model named on the command line; user errors become UserError."""
+    from engine.models import ModelLoadError, load_model
+
+    def notify(line: str) -> None:
+        print(f"stylesteer: {line}", file=sys.stderr)
+
+    try:
+        return load_model(args.model, device=args.device, quantize=getattr(args, "quantize", None), notify=notify)
+    except ModelLoadError as exc:
+        raise UserError(str(exc)) from None
+
+
+def load_style_for_cli(name: str, lm: Any) -> Any:
+    """The named style's prior for this model; a missing style or a tokenizer mismatch is a UserError."""
+    from engine.steering import StyleMismatchError, check_compatible
+    from styles.store import StyleError, StyleStore
+
+    try:
+        store = StyleStore()
+        prior = store.load_prior(name, device=lm.device)
+        check_compatible(prior, lm)
+    except (StyleError, StyleMismatchError) as exc:
+        raise UserError(str(exc)) from None
+    return prior
+
+
+def _sampling(args: argparse.Namespace) -> SamplingConfig:
+    s = SamplingConfig(max_new_tokens=args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
+                       top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
+                       seed=args.seed, n_alternatives=5 if args.json else 0)
+    try:
+        s.validate()
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    return s
+
+
+def _js_colour(js: float) -> int:
+    code = _JS_RAMP[0][1]
+    for threshold, c in _JS_RAMP:
+        if js >= threshold:
+            code = c
+    return code
+
+
+def _use_colour(args: argparse.Namespace, out: TextIO) -> bool:
+    return not args.no_color and out.isatty() and os.environ.get("NO_COLOR") is None and os.environ.get(
+        "TERM") != "dumb"
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.4g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.decode import PromptError, compare_stream, stream
+    from engine.steering import StyleSteeringProcessor
+
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if not prompt.strip():
+        raise UserError("the prompt is empty: give some text to continue")
+    if not 0.0 <= args.lam <= 1.0:
+        raise UserError(f"--lam must be between 0 and 1, got {args.lam}")
+    if args.budget <= 0:
+        raise UserError(f"--budget must be > 0 bits, got {args.budget}")
+    if args.compare and not args.style:
+        raise UserError("--compare needs --style: it compares steered output against the baseline")
+    sampling = _sampling(args)
+    lm = load_model_for_cli(args)
+    prior = load_style_for_cli(args.style, lm) if args.style else None
+    steering = StyleSteeringProcessor(prior, lam=args.lam, mode=args.mode, budget_bits=args.budget) \
+        if prior is not None else None
+    out = sys.stdout
+    cancel = threading.Event()
+    try:
+        if args.compare:
+            gen = compare_stream(lm, prompt, sampling, steering, cancel)
+        else:
+            gen = stream(lm, prompt, sampling, steering, cancel)
+    except PromptError as exc:
+        raise UserError(str(exc)) from None
+    for line in gen.notices:
+        print(f"stylesteer: {line}", file=sys.stderr)
+    colour = _use_colour(args, out)
+    try:
+        if args.compare:
+            _run_compare(gen, args, out, colour)
+        else:
+            _run_single(gen, args, out, colour)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\nstylesteer: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -> None:
+    if not args.json:
+        out.write(args.prompt if args.prompt != "-" else "")
+    for rec in gen:
+        if args.json:
+            out.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+        elif colour and rec.lam > 0:
+            out.write(f"\x1b[38;5;{_js_colour(rec.js_bits)}m{rec.text}\x1b[0m")
+        else:
+            out.write(rec.text)
+        out.flush()
+    summary = gen.summary()
+    if args.json:
+        out.write(json.dumps(summary.to_json(), ensure_ascii=False) + "\n")
+    else:
+        out.write("\n")
+        if args.style:
+            m = summary.metrics
+            print(f"[style {args.style} · {args.mode} · λ={args.lam} · mean JS {_fmt(m['js_mean_bits'])} bits · "
+                  f"style PPL {_fmt(m['style_ppl'])} · base PPL {_fmt(m['base_ppl'])}]", file=sys.stderr)
+
+
+def _run_compare(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -> None:
+    for base, steered in gen:
+        if args.json:
+            for rec in (base, steered):
+                if rec is not None:
+                    out.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
+            out.flush()
+        elif not args.json:
+            print(".", end="", file=sys.stderr, flush=True)
+    base, steered = gen.summaries()
+    if args.json:
+        for s in (base, steered):
+            out.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
+        return
+    print(file=sys.stderr)
+    for label, s in (("baseline (λ = 0)", base), (f"steered ({args.style}, {args.mode}, λ = {args.lam})", steered)):
+        out.write(f"── {label} " + "─" * max(0, 60 - len(label)) + "\n")
+        out.write(args.prompt + s.text + "\n\n")
+    out.write(f"{'metric':<18}{'baseline':>14}{'steered':>14}\n")
+    for name in METRIC_NAMES:
+        out.write(f"{name:<18}{_fmt(base.metrics[name]):>14}{_fmt(steered.metrics[name]):>14}\n")

@@ -148,13 +148,16 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
         g = torch.Generator(device=device)
         g.manual_seed(s if s is not None else int(torch.seed() % (2**63)))
         generators.append(g)
-    eos = lm.eos_token_ids
+    eos = lm.eos_token_ids if sampling.stop_at_eos else set()
     done = [False] * B
     history = ids
     cache = {_cache_keyword(model): DynamicCache(config=model.config)}
+    # Without padding the causal mask is implicit; building an explicit one every step costs
+    # more than the attention itself for a small model on the CPU.
+    padded = any(len(r) != width for r in rows)
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, logits_to_keep=1,
-                    **cache)
+        out = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position, use_cache=True,
+                    logits_to_keep=1, **cache)
         for index in range(sampling.max_new_tokens):
             base = out.logits[:, -1, :].to(dtype=torch.float32)
             steered = steering(history, base) if steering is not None else base
@@ -183,9 +186,15 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
             next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done)],
                                     dtype=torch.long, device=device)
             history = torch.cat([history, next_ids], dim=-1)
-            mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
             position = position[:, -1:] + 1
-            out = model(input_ids=next_ids, attention_mask=mask, position_ids=position, use_cache=True, **cache)
+            if padded:
+                mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
+            out = model(input_ids=next_ids, attention_mask=mask if padded else None, position_ids=position,
+                        use_cache=True, **cache)
+
+
+def _stop_ids(lm: LoadedModel, sampling: SamplingConfig) -> set[int]:
+    return lm.eos_token_ids if sampling.stop_at_eos else set()
 
 
 class _AltText:
@@ -272,7 +281,7 @@ class Generation:
         self._started = True
         if self.steering is not None:
             self.steering.row_scale = self.steering.row_lams = None
-        alt_text, eos = _AltText(self.lm.tokenizer), self.lm.eos_token_ids
+        alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
         state = self._state
         for step in _decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
                                  [self.sampling.seed]):
@@ -330,7 +339,7 @@ class CompareGeneration:
         self.steered = _SideState("steered", TextTracker(lm.tokenizer, self.prompt_ids))
 
     def __iter__(self) -> Iterator[tuple[TokenStep | None, TokenStep | None]]:
-        alt_text, eos = _AltText(self.lm.tokenizer), self.lm.eos_token_ids
+        alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
         self.steering.row_lams = None
         self.steering.row_scale = torch.tensor([0.0, 1.0])
         sides = (self.baseline, self.steered)
@@ -402,7 +411,7 @@ def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams
         steering = StyleSteeringProcessor(prior, lam=max(lams), mode=mode, budget_bits=budget_bits)
         steering.row_lams = torch.tensor([float(x) for x in lams])
     states = [_SideState("steered", TextTracker(lm.tokenizer, r)) for r in rows]
-    eos = lm.eos_token_ids
+    eos = _stop_ids(lm, sampling)
     seeds = [sampling.seed] * len(rows)
     base_lp: list[list[float]] = [[] for _ in rows]
     for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds):

@@ -63,6 +63,7 @@ class SamplingConfig:
     seed: int | None = 0
     n_alternatives: int = 5  # top-k alternatives per token in the diagnostics; 0 turns them off
     diagnostics: bool = True  # p_base, p_steered, JS, alternatives per token
+    stop_at_eos: bool = True  # False always runs max_new_tokens (benchmarks)
 
     def validate(self) -> None:
         if self.max_new_tokens < 1:

@@ -1,0 +1,129 @@
+"""Side-by-side throughput ratios of the decode loop (and the style library), measured in one run."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.decode import compare_stream, stream
+from engine.models import LoadedModel
+from engine.steering import StyleSteeringProcessor
+from engine.types import SamplingConfig
+
+BENCH_PROMPT = "The evening air carried a quiet sense of anticipation"
+BENCH_STYLE_FILE = "sherlock_holmes.txt"
+
+
+def _counts_from_ids(ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    counts = {}
+    for n in (1, 2, 3):
+        grams = np.lib.stride_tricks.sliding_window_view(ids, n)
+        uniq, cnt = np.unique(grams, axis=0, return_counts=True)
+        counts[n] = (uniq[:, :-1], uniq[:, -1], cnt)
+    return counts
+
+
+def bench_prior(lm: LoadedModel, corpora_dir: Path | None) -> Any:
+    """A style prior for the benchmark: a corpus from ../shared/corpora, or the prompt itself when absent."""
+    from styles.prior import StylePrior
+
+    path = corpora_dir / BENCH_STYLE_FILE if corpora_dir is not None else None
+    text = path.read_text(encoding="utf-8") if path is not None and path.is_file() else BENCH_PROMPT * 50
+    ids = np.asarray(lm.tokenizer(text)["input_ids"], dtype=np.int64)
+    return StylePrior.from_counts(_counts_from_ids(ids), vocab_size=lm.vocab_size,
+                                  tokenizer_fingerprint=lm.fingerprint, device=lm.device)
+
+
+def _timed(fn: Callable[[], int]) -> float:
+    """tokens per second of one call of fn (which returns the number of tokens it produced)."""
+    start = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - start)
+
+
+def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats: int = 3,
+                     log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Interleaved repeats of each variant; medians of tokens/s and the ratios the targets name."""
+    plain = SamplingConfig(max_new_tokens=tokens, greedy=True, repetition_penalty=1.0, diagnostics=False,
+                           n_alternatives=0, stop_at_eos=False)
+    diag = SamplingConfig(max_new_tokens=tokens, greedy=True, repetition_penalty=1.0, diagnostics=True,
+                          n_alternatives=5, stop_at_eos=False)
+    ids = lm.tokenizer(BENCH_PROMPT, return_tensors="pt").input_ids.to(lm.device)
+
+    def hf_generate() -> int:
+        with torch.inference_mode():
+            out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
+                                    min_new_tokens=tokens, do_sample=False,
+                                    pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id)
+        return out.shape[1] - ids.shape[1]
+
+    def loop(sampling: SamplingConfig, steered: bool) -> Callable[[], int]:
+        def run() -> int:
+            proc = StyleSteeringProcessor(prior, lam=0.3, mode="dense") if steered else None
+            gen = stream(lm, BENCH_PROMPT, sampling, proc)
+            for _ in gen:
+                pass
+            return len(gen.token_ids)
+        return run
+
+    def compare() -> int:
+        gen = compare_stream(lm, BENCH_PROMPT, plain, StyleSteeringProcessor(prior, lam=0.3, mode="dense"))
+        for _ in gen:
+            pass
+        return len(gen.baseline.token_ids) + len(gen.steered.token_ids)
+
+    sequential_parts = (loop(plain, False), loop(plain, True))
+
+    def sequential() -> int:
+        return sum(part() for part in sequential_parts)
+
+    variants: dict[str, Callable[[], int]] = {
+        "hf_generate": hf_generate,
+        "unsteered": loop(plain, False),
+        "steered": loop(plain, True),
+        "steered_diagnostics": loop(diag, True),
+        "compare": compare,
+        "sequential_pair": sequential,
+    }
+    loop(plain, False)  # warm-up: first calls allocate and fill caches
+    samples: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(repeats):
+        for name, fn in variants.items():
+            samples[name].append(_timed(fn))
+            log(f"repeat {r + 1}/{repeats} {name}: {samples[name][-1]:.1f} tok/s")
+    tps = {k: statistics.median(v) for k, v in samples.items()}
+    ratios = {
+        "steered_over_unsteered": tps["steered"] / tps["unsteered"],
+        "diagnostics_over_unsteered": tps["steered_diagnostics"] / tps["unsteered"],
+        "loop_over_hf_generate": tps["unsteered"] / tps["hf_generate"],
+        # both produce 2 x tokens; compare does it in one batched forward per step
+        "compare_over_sequential": tps["compare"] / tps["sequential_pair"],
+    }
+    return {"tps": tps, "ratios": ratios, "samples": samples, "tokens": tokens, "repeats": repeats,
+            "model": lm.name, "device": str(lm.device), "threads": torch.get_num_threads()}
+
+
+def prior_step_seconds(prior: Any, steps: int = 200) -> float:
+    """Median time to build the dense prior vector (log P_mix) for one context."""
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(steps):
+        ctx = torch.as_tensor(rng.integers(0, prior.vocab_size, size=(1, 2)))
+        start = time.perf_counter()
+        prior.log_mix(ctx)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+TARGETS = {
+    "steered_over_unsteered": 0.97,
+    "diagnostics_over_unsteered": 0.95,
+    "loop_over_hf_generate": 1.0,
+    "compare_over_sequential": 1.5,
+}
