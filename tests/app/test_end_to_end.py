@@ -1,0 +1,108 @@
+"""The real app on the bundled model: import a corpus, generate steered text, accept, undo, compare.
+
+The GUI heartbeat runs throughout: the GUI thread must never stall for 50 ms or more.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.app.heartbeat import Heartbeat
+
+pytestmark = [pytest.mark.model, pytest.mark.corpora]
+
+MAX_STALL_MS = 50.0
+MODEL_LOAD_STALL_MS = 400.0
+
+
+def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
+    from app.main_window import MainWindow, preload_engine
+
+    t0 = time.perf_counter()
+    preload_engine(None)  # as run_gui does before the window exists
+    beat = Heartbeat()
+    stalls: dict[str, float] = {}
+    times: list[str] = []
+    mark = [time.perf_counter()]
+
+    def phase(name: str) -> None:
+        now = time.perf_counter()
+        times.append(f"{name} {now - mark[0]:.1f} s")
+        mark[0] = now
+
+    phase("preload")
+
+    win = MainWindow(interactive=False, autoload=False)  # the real backend
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: not win.worker.busy, timeout=10_000)
+    qtbot.wait(100)
+    beat.start()
+    win.load_model(win.model_choice())  # the demo model unless told otherwise
+    qtbot.waitUntil(lambda: win.worker.model is not None or bool(win.errors), timeout=120_000)
+    stalls["model load"] = beat.stop()
+    phase(f"model load ({beat.worst(3)})")
+    assert not win.errors, win.errors
+    assert "demo" in win.model_label.text() and "cpu" in win.model_label.text()
+
+    # Import a corpus as a style, through the panel.
+    beat.start()
+    with qtbot.waitSignal(win.styles.reportReady, timeout=120_000) as blocker:
+        win.styles.start_import([corpora_dir / "sherlock_holmes.txt"], style="sherlock")
+    qtbot.waitUntil(lambda: win.styles.style_names() == ["sherlock"], timeout=10_000)
+    stalls["import"] = beat.stop()
+    phase(f"import ({beat.worst(3)})")
+    report = blocker.args[0]
+    assert report.tokens > 50_000 and len(report.imported) == 1
+    assert win.styles.active() == "sherlock"
+
+    # Generate a steered continuation into the editor, accept it, undo it.
+    win.controls.set_lam(0.3)
+    win.controls.max_tokens.setValue(24)
+    win.editor.setFocus()
+    qtbot.keyClicks(win.editor, "I had called upon my friend")
+    beat.start()
+    with qtbot.waitSignal(win.generationFinished, timeout=120_000) as gen:
+        qtbot.keyClick(win.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    stalls["generate"] = beat.stop()
+    phase(f"generate ({beat.worst(3)})")
+    summary = gen.args[0]
+    assert summary.token_ids and summary.metrics["style_ppl"] is not None
+    tokens = win.editor.tokens()
+    assert len(tokens) == len(summary.token_ids)
+    assert any(t.step.js_bits > 0 for t in tokens)  # steering moved the distribution
+    ghost = win.editor.ghost_text()
+    assert ghost == summary.text
+    assert win.editor.text() == "I had called upon my friend"
+    qtbot.keyClick(win.editor, Qt.Key.Key_Tab)
+    assert win.editor.text() == "I had called upon my friend" + ghost
+    win.undo_action.trigger()
+    assert win.editor.text() == "I had called upon my friend"
+
+    # The compare view, streaming both sides, with its metrics filled.
+    win.open_compare()
+    view = win.compare_view
+    beat.start()
+    view.run_button.click()
+    qtbot.waitUntil(lambda: view.summaries is not None or bool(win.errors), timeout=120_000)
+    stalls["compare"] = beat.stop()
+    phase(f"compare ({beat.worst(3)})")
+    assert not win.errors, win.errors
+    assert view.n_pairs > 0 and view.baseline_text and view.steered_text
+    for metric in ("style_ppl", "base_ppl", "js_mean_bits", "unigram_overlap", "bigram_seen", "distinct_2"):
+        assert view.metric_text(metric, 1) not in ("", "–"), metric
+    assert float(view.metric_text("js_mean_bits", 1)) > 0
+    assert float(view.metric_text("js_mean_bits", 0)) == 0
+
+    win.close()
+    print(f"\nend to end in {time.perf_counter() - t0:.1f} s: " + "; ".join(times))
+    print("max GUI stall (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in stalls.items()))
+    for phase_name in ("import", "generate", "compare"):
+        assert stalls[phase_name] < MAX_STALL_MS, f"the GUI stalled {stalls[phase_name]:.1f} ms during {phase_name}"
+    # Loading a model has one step the app cannot split: the Rust tokenizer parses tokenizer.json
+    # (and lists its vocabulary for the fingerprint) in single calls that hold the GIL,
+    # ~50-170 ms on a busy 2-core machine. Measured and bounded here, reported, not hidden.
+    assert stalls["model load"] < MODEL_LOAD_STALL_MS, f"model load stalled the GUI {stalls['model load']:.1f} ms"
