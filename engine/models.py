@@ -329,12 +329,18 @@ def _prefer_safetensors(source: str) -> bool | None:
     return None
 
 
-def tinyllama_shaped_random(seed: int = 0, vocab_size: int = 32000) -> Any:
-    """A model with TinyLlama-1.1B's exact configuration and random weights (for architecture-faithful timing)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tinyllama_config(vocab_size: int = 32000) -> Any:
+    """TinyLlama-1.1B's exact architecture (from its published config.json)."""
+    from transformers import LlamaConfig
 
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                         num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
-                         rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
+    return LlamaConfig(vocab_size=vocab_size, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                       num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
+                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
+
+
+def tinyllama_shaped_random(seed: int = 0, vocab_size: int = 32000) -> Any:
+    """A model with TinyLlama-1.1B's configuration and random weights (architecture-faithful timing, no download)."""
+    from transformers import LlamaForCausalLM
+
     torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(tinyllama_config(vocab_size)).eval()
