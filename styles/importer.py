@@ -362,11 +362,8 @@ class _DocStart:
 
 @dataclass
 class _Batch:
-    text: bytes
-    n_chars: int
-    tokens: bytes
+    text: str
     ids: np.ndarray
-    approx_bytes: int
 
 
 @dataclass
@@ -390,9 +387,7 @@ class _Skip:
 def _produce(
     candidates: list[readers.Candidate], chunker: ChunkTokenizer, known: dict[str, str], stop: threading.Event
 ) -> Iterator[object]:
-    """Read, decode, tokenize and compress, file by file (runs in a helper thread)."""
-    from styles.store import pack_array, pack_text
-
+    """Read, decode and tokenize, file by file (runs in a helper thread)."""
     for cand in candidates:
         if stop.is_set():
             return
@@ -402,7 +397,7 @@ def _produce(
             yield _Skip(str(cand.path), str(exc), n_bytes=cand.size)
             continue
         if source.sha256 in known:
-            yield _Skip(str(cand.path), f"already in the style (as {known[source.sha256]})", True, cand.size)
+            yield _Skip(str(cand.path), f"same content as {known[source.sha256]}", True, cand.size)
             continue
         known[source.sha256] = str(cand.path)
         yield _DocStart(source)
@@ -414,23 +409,22 @@ def _produce(
                 pieces.append(piece)
                 size += len(piece)
                 if size >= BATCH_CHARS:
-                    yield _batch(chunker, pieces, first, pack_array, pack_text)
+                    yield _batch(chunker, pieces, first)
                     first, pieces, size = False, [], 0
                     if stop.is_set():
                         return
             if pieces:
-                yield _batch(chunker, pieces, first, pack_array, pack_text)
+                yield _batch(chunker, pieces, first)
         except (readers.ReadError, OSError, UnicodeDecodeError) as exc:
             yield _DocFailed(str(exc) if isinstance(exc, readers.ReadError) else f"unreadable: {exc}")
             continue
         yield _DocEnd()
 
 
-def _batch(chunker: ChunkTokenizer, pieces: list[str], first: bool, pack_array, pack_text) -> _Batch:  # type: ignore[no-untyped-def]
+def _batch(chunker: ChunkTokenizer, pieces: list[str], first: bool) -> _Batch:
     arrays = chunker.encode_pieces(pieces, doc_start=first)
     ids = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
-    text = "".join(pieces)
-    return _Batch(pack_text(text), len(text), pack_array(ids), ids, len(text))
+    return _Batch("".join(pieces), ids)
 
 
 _END = object()
@@ -592,7 +586,7 @@ def _consume(
     clock: _Clock,
     cancel: threading.Event | None,
 ) -> None:
-    from styles.store import now
+    from styles.store import now, pack_array, pack_text
 
     conn = store.conn
     doc_id = seq = n_tokens = n_chars = stored = 0
@@ -603,17 +597,19 @@ def _consume(
         if cancel is not None and cancel.is_set():
             raise ImportCancelled
         if isinstance(item, _Batch):
+            # Compressing here, not in the reader thread, overlaps it with the next batch's tokenizing.
+            text_blob, token_blob = pack_text(item.text), pack_array(item.ids)
             conn.execute(
                 "INSERT INTO chunks (document_id, seq, n_chars, n_tokens, text, tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                (doc_id, seq, item.n_chars, int(item.ids.size), item.text, item.tokens),
+                (doc_id, seq, len(item.text), int(item.ids.size), text_blob, token_blob),
             )
             counter.feed(item.ids)
             seq += 1
             n_tokens += int(item.ids.size)
-            n_chars += item.n_chars
-            stored += len(item.text) + len(item.tokens)
+            n_chars += len(item.text)
+            stored += len(text_blob) + len(token_blob)
             clock.tokens += int(item.ids.size)
-            clock.bytes_done = min(clock.bytes_done + item.approx_bytes, file_bytes_before + (source.n_bytes if source else 0))
+            clock.bytes_done = min(clock.bytes_done + len(item.text), file_bytes_before + (source.n_bytes if source else 0))
             clock.report(str(source.path) if source else "")
         elif isinstance(item, _DocStart):
             source = item.source
@@ -693,6 +689,7 @@ def rebuild(
         with store.transaction():
             sid = store.style_id(name)
             counter = NgramCounter(chunker.vocab_size)
+            bytes_before = 0
             for doc in docs:
                 total = 0
                 first = True
@@ -712,7 +709,7 @@ def rebuild(
                     total += int(ids.size)
                     stored += len(blob)
                     clock.tokens += int(ids.size)
-                    clock.bytes_done += len(text)
+                    clock.bytes_done = min(clock.bytes_done + len(text), bytes_before + doc.n_bytes)
                     clock.report(doc.path)
                 counter.end_document()
                 text_bytes = store.conn.execute(
@@ -724,6 +721,8 @@ def rebuild(
                 )
                 report.imported.append(ImportedDoc(doc.path, doc.sha256, doc.n_bytes, total, doc.encoding))
                 clock.files_done += 1
+                bytes_before += doc.n_bytes
+                clock.bytes_done = bytes_before
                 clock.report(doc.path, force=True)
             store.conn.execute(
                 "UPDATE styles SET tokenizer_name = ?, tokenizer_fingerprint = ?, vocab_size = ? WHERE id = ?",

@@ -79,7 +79,7 @@ def test_duplicates_are_skipped_and_reported(store, tiny, texts, tmp_path):
     shutil.copy(texts / "a.txt", copy)
     report = import_paths(store, "mine", [copy, texts / "b.md"], tiny)
     assert not report.imported and len(report.duplicates) == 2
-    assert "already in the style" in report.duplicates[0].reason
+    assert report.duplicates[0].reason == f"same content as {texts / 'a.txt'}"
     same_counts(store.load_counts("mine"), before)
     assert store.get("mine").n_documents == 3
 
@@ -267,3 +267,20 @@ def test_list_and_show_fields(store, tiny, texts):
     assert info["bytes_on_disk"] > 0
     skipped = store.skipped("mine")
     assert [s.path.rsplit("/", 1)[-1] for s in skipped] == ["nope.txt"]
+
+
+def test_a_connection_belongs_to_its_thread(store):
+    import threading
+
+    errors = []
+
+    def other_thread():
+        try:
+            store.list_styles()
+        except sqlite3.ProgrammingError as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert errors, "a store must not be usable from another thread"
