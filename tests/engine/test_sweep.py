@@ -289,3 +289,71 @@ def test_split_priors_one_document() -> None:
     steer, held = split_priors(store, "s", "fp", vocab_size=200)
     assert steer.unigram_counts[90:].sum() == 0 and steer.unigram_counts[:90].sum() == 90
     assert held.unigram_counts[:90].sum() == 0 and held.unigram_counts[90:100].sum() == 10
+
+
+# --- the command line (no model) ------------------------------------------------------------------
+def test_cli_user_errors(tmp_path: Path, capsys) -> None:
+    from app.cli import main
+
+    assert main(["sweep"]) == 2
+    assert "--style is required" in capsys.readouterr().err
+    assert main(["sweep", "--plot", str(tmp_path)]) == 2
+    assert "no summary.csv" in capsys.readouterr().err
+    assert main(["sweep", "--style", "x", "--modes", "fancy"]) == 2
+    assert "unknown mode 'fancy'" in capsys.readouterr().err
+    assert main(["sweep", "--style", "x", "--lams", "0,2"]) == 2
+    assert "lambda must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_cli_plot_and_report_from_a_folder(tmp_path: Path, capsys) -> None:
+    from app.cli import main
+
+    run_sweep(FakeBackend(), tmp_path, prompts=PROMPTS, lams=[0.0, 0.5], modes=["dense"], config=CONFIG)
+    assert main(["sweep", "--plot", str(tmp_path), "--report"]) == 0
+    assert (tmp_path / "pareto.png").exists() and (tmp_path / "report.md").exists()
+
+
+# --- end to end on the demo model -----------------------------------------------------------------
+TEXT = ("It was a dark and windy night upon the moor, and the hound howled at the gate.\n"
+        "My friend lit his pipe and said nothing for a long while, watching the fire.\n") * 40
+
+
+@pytest.mark.model
+def test_tiny_real_sweep_on_the_demo_model(demo_lm, tmp_path: Path) -> None:
+    from engine import metrics
+    from styles.importer import import_paths
+    from styles.store import StyleStore
+
+    corpus = tmp_path / "moor.txt"
+    corpus.write_text(TEXT, "utf-8")
+    with StyleStore() as store:
+        import_paths(store, "moor", [corpus], demo_lm.tokenizer)
+        steer, held = split_priors(store, "moor", demo_lm, "cpu")
+    assert 0 < held.n_tokens < steer.n_tokens
+    backend = sweep.EngineBackend(demo_lm, steer, held, sweep.sampling_config(8))
+    prompts = default_prompts()[:2]
+    out = run_sweep(backend, tmp_path / "out", prompts=prompts, lams=[0.0, 0.5], modes=["paper", "dense"],
+                    config={"style": "moor", "model": demo_lm.name, "max_new_tokens": 8}, max_new_tokens=8,
+                    batch_rows=4, prompt_baseline="Write about a moor:")
+    assert out.done == 10 and not out.cancelled
+    rows = sweep.load_rows(tmp_path / "out" / "results.jsonl")
+    by = {(r["prompt"], r["mode"], r["lam"]): r for r in rows}
+    for p in prompts:
+        # lambda = 0 is the frozen model in every mode
+        assert by[(p, "paper", 0.0)]["text"] == by[(p, "dense", 0.0)]["text"]
+        assert by[(p, "paper", 0.0)]["js_mean_bits"] == 0.0
+        assert by[(p, "dense", 0.5)]["js_mean_bits"] > 0.0
+        assert by[(p, PROMPT_MODE, 0.0)]["js_mean_bits"] is None
+    for r in rows:
+        for m in ("style_ppl", "heldout_style_ppl", "base_ppl", "unigram_overlap", "bigram_seen", "distinct_2"):
+            assert r[m] is not None and r[m] >= 0, (m, r)
+    # Base PPL from the decode loop's log-probabilities equals a separate forward pass.
+    r = by[(prompts[0], "dense", 0.5)]
+    ids = demo_lm.tokenizer(prompts[0])["input_ids"]
+    toks = demo_lm.tokenizer(r["text"], add_special_tokens=False)["input_ids"]
+    if demo_lm.tokenizer.decode(toks) == r["text"] and len(toks) == 8:
+        assert metrics.base_ppl(demo_lm, ids, toks) == pytest.approx(r["base_ppl"], rel=1e-3)
+
+    result = tune(demo_lm, None, "moor", lams=(0.5,), n_prompts=2, max_new_tokens=8, priors=(steer, held))
+    assert [row["lam"] for row in result.rows] == [0.0, 0.5]
+    assert result.proposed_lam in (0.0, 0.5) and len(result.pareto) == 2
