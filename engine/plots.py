@@ -226,11 +226,12 @@ def write_report(sweep_dir: Path | str, *, plots: Sequence[Path] | None = None) 
     lines.append("Settings: " + ", ".join(f"{k} = {cfg[k]}" for k in sorted(cfg) if cfg[k] is not None))
     timing = meta.get("timing", {})
     if timing:
-        lines += ["", "| mode | rows | seconds | seconds per row |", "|---|---|---|---|"]
+        lines += ["", "| mode | rows | wall seconds | wall s per row | CPU seconds |", "|---|---|---|---|---|"]
         for mode, t in timing.items():
             rows = t.get("rows") or 0
+            cpu = f"{t['cpu_seconds']:.0f}" if "cpu_seconds" in t else "–"
             lines.append(f"| {mode} | {rows} | {t.get('seconds', 0):.0f} | "
-                         f"{(t.get('seconds', 0) / rows) if rows else 0:.2f} |")
+                         f"{(t.get('seconds', 0) / rows) if rows else 0:.2f} | {cpu} |")
     lines += ["", "Medians over prompts, means in brackets (the paper's means are outlier-driven).", "",
               summary_table(summary), ""]
     for p in plots:

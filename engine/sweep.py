@@ -535,7 +535,7 @@ def run_sweep(backend: SweepBackend, out_dir: Path | str, *, prompts: Sequence[s
             if progress and steps:
                 progress(_base + int(_w * max_new_tokens * min(step, steps) / steps), steps_total)
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         rows = backend.run_batch(mode, [k[0] for k in keys], [k[2] for k in keys],
                                  prefix=baseline_prefix(prompt_baseline) if mode == PROMPT_MODE else "",
                                  cancel=cancel, on_step=on_step)
@@ -545,8 +545,10 @@ def run_sweep(backend: SweepBackend, out_dir: Path | str, *, prompts: Sequence[s
         with jsonl.open("a", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps({c: _clean(r.get(c)) for c in RESULT_COLUMNS}, ensure_ascii=False) + "\n")
+        # Wall time and this process's CPU time: on a shared machine the two differ a lot.
         t = meta["timing"].setdefault(mode, {"seconds": 0.0, "rows": 0})
         t["seconds"] += time.perf_counter() - t0
+        t["cpu_seconds"] = t.get("cpu_seconds", 0.0) + time.process_time() - c0
         t["rows"] += len(rows)
         _write_meta(out_dir, meta)
         done += len(rows)
