@@ -143,6 +143,8 @@ def run_styles_bench(
         else:
             out["import_over_naive"] = None
 
+        out.update(_rows_versus_blobs(store_path, tmpdir))
+
         # Bytes on disk: the store holding all the corpora, checkpointed into one file.
         conn = sqlite3.connect(store_path)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -151,6 +153,38 @@ def run_styles_bench(
 
         out.update(_activation(tokenizer, corpora, tmpdir, repeats, decode_step_seconds))
     return out
+
+
+def _rows_versus_blobs(store_path: Path, tmpdir: Path) -> dict[str, float]:
+    """Why counts are stored as packed arrays: writing the same aggregated counts as one
+    row per n-gram (WITHOUT ROWID, batched upserts) versus as three blobs."""
+    store = StyleStore(store_path)
+    try:
+        sid = store.style_id("bench")
+        pairs = store.read_pairs(sid)
+        rows_db = sqlite3.connect(tmpdir / "rows.db")
+        rows_db.execute(
+            "CREATE TABLE ngram (n INTEGER, ctx INTEGER, tok INTEGER, count INTEGER, "
+            "PRIMARY KEY (n, ctx, tok)) WITHOUT ROWID"
+        )
+        vocab = store.get("bench").vocab_size
+        t = time.perf_counter()
+        with rows_db:
+            for n, (keys, counts) in pairs.items():
+                rows_db.executemany(
+                    "INSERT INTO ngram VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (n, ctx, tok) DO UPDATE SET count = count + excluded.count",
+                    zip([n] * keys.size, (keys // vocab).tolist(), (keys % vocab).tolist(), counts.tolist()),
+                )
+        t_rows = time.perf_counter() - t
+        rows_db.close()
+        t = time.perf_counter()
+        with store.transaction():
+            store.write_pairs(sid, pairs)
+        t_blobs = time.perf_counter() - t
+    finally:
+        store.close()
+    return {"counts_as_rows_seconds": round(t_rows, 4), "counts_as_blobs_seconds": round(t_blobs, 4)}
 
 
 def _activation(

@@ -519,7 +519,7 @@ def import_paths(
     style) are skipped. A cancel, an error or a killed process leaves the store
     exactly as it was. Returns what was imported and skipped.
     """
-    from styles.store import TokenizerMismatch, check_name, now
+    from styles.store import TokenizerMismatch, check_name
 
     name = check_name(name)
     started = time.monotonic()

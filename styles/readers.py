@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import errno
 import fnmatch
 import hashlib
 import os
@@ -89,13 +90,7 @@ def find_files(paths: Iterable[Path | str], glob: str | None = None) -> Iterator
         try:
             st = path.stat()
         except FileNotFoundError:
-            if path.is_symlink():
-                yield Rejected(path, "broken symbolic link")
-            else:
-                yield Rejected(path, "no such file or folder")
-            continue
-        except RuntimeError:  # pragma: no cover - Python < 3.13 raises this for loops in stat
-            yield Rejected(path, "symbolic link loop")
+            yield Rejected(path, "broken symbolic link" if path.is_symlink() else "no such file or folder")
             continue
         except OSError as exc:
             yield Rejected(path, _os_reason(exc))
@@ -131,14 +126,8 @@ def _walk(folder: Path, glob: str | None, seen_files: set[Path], seen_dirs: set[
         except FileNotFoundError:
             yield Rejected(child, "broken symbolic link")
             continue
-        except RuntimeError:  # pragma: no cover
-            yield Rejected(child, "symbolic link loop")
-            continue
         except OSError as exc:
-            if exc.errno == 40:  # ELOOP
-                yield Rejected(child, "symbolic link loop")
-            else:
-                yield Rejected(child, _os_reason(exc))
+            yield Rejected(child, _os_reason(exc))
             continue
         if stat.S_ISDIR(st.st_mode):
             yield from _walk(child, glob, seen_files, seen_dirs)
@@ -165,6 +154,8 @@ def _file(path: Path, st: os.stat_result, seen_files: set[Path]) -> Iterator[Can
 def _os_reason(exc: OSError) -> str:
     if isinstance(exc, PermissionError):
         return "unreadable: permission denied"
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
     return f"unreadable: {exc.strerror or exc}"
 
 
