@@ -144,7 +144,21 @@ def run(args: argparse.Namespace) -> int:
         cancel.set()
         print("\nstylesteer: interrupted", file=sys.stderr)
         return 130
+    except torch_oom() as exc:
+        raise UserError(f"out of memory while generating on {lm.device} ({exc.__class__.__name__}); "
+                        "try fewer --max-new-tokens, --quantize 4bit or --device cpu") from None
     return 0
+
+
+def torch_oom() -> tuple[type[BaseException], ...]:
+    """Out-of-memory errors a generation can raise (CUDA, MPS or the host)."""
+    import torch
+
+    kinds: list[type[BaseException]] = [MemoryError]
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None:
+        kinds.append(oom)
+    return tuple(kinds)
 
 
 def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -> None:
