@@ -396,6 +396,9 @@ def _produce(
         except readers.ReadError as exc:
             yield _Skip(str(cand.path), str(exc), n_bytes=cand.size)
             continue
+        except Exception as exc:  # a parser library choking on one file must not stop the batch
+            yield _Skip(str(cand.path), f"unreadable: {type(exc).__name__}: {exc}", n_bytes=cand.size)
+            continue
         if source.sha256 in known:
             yield _Skip(str(cand.path), f"same content as {known[source.sha256]}", True, cand.size)
             continue
@@ -415,8 +418,14 @@ def _produce(
                         return
             if pieces:
                 yield _batch(chunker, pieces, first)
-        except (readers.ReadError, OSError, UnicodeDecodeError) as exc:
-            yield _DocFailed(str(exc) if isinstance(exc, readers.ReadError) else f"unreadable: {exc}")
+        except readers.ReadError as exc:
+            yield _DocFailed(str(exc))
+            continue
+        except OSError as exc:
+            yield _DocFailed(f"unreadable: {exc.strerror or exc}")
+            continue
+        except Exception as exc:  # e.g. the tokenizer refusing this file's text
+            yield _DocFailed(f"could not be tokenized: {type(exc).__name__}: {exc}")
             continue
         yield _DocEnd()
 

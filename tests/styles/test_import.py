@@ -197,3 +197,22 @@ def test_killed_import_leaves_the_store_intact(tmp_path, tiny, texts):
                 np.testing.assert_array_equal(a, b)
     finally:
         store.close()
+
+
+def test_a_file_the_tokenizer_rejects_is_skipped_not_fatal(store, tiny, tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ok.txt").write_text("fine\n")
+    (folder / "poison.txt").write_text("poison\n")
+    real = importer.ChunkTokenizer.encode_pieces
+
+    def picky(self, pieces, *, doc_start):
+        if any("poison" in p for p in pieces):
+            raise ValueError("cannot encode this")
+        return real(self, pieces, doc_start=doc_start)
+
+    monkeypatch.setattr(importer.ChunkTokenizer, "encode_pieces", picky)
+    report = import_paths(store, "s", [folder], tiny)
+    assert [Path(d.path).name for d in report.imported] == ["ok.txt"]
+    assert "could not be tokenized" in report.skipped[0].reason
+    assert store.get("s").n_documents == 1
