@@ -281,9 +281,28 @@ class StyleStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StyleStore]:
-        """One atomic change (nested calls become savepoints)."""
-        with self.db.atomic():
+        """One atomic change; nested calls become savepoints (sqlite-utils' atomic()).
+
+        The outermost one takes the write lock at once (BEGIN IMMEDIATE), so two
+        writers queue on busy_timeout instead of failing half way through.
+        """
+        conn = self.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StyleError(f"the style library is busy ({exc}); is another import running?") from exc
+        try:
             yield self
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        else:
+            conn.execute("COMMIT")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -529,8 +548,9 @@ class StyleStore:
         hits = [d for d in docs if d.path == key]
         if not hits:
             with contextlib.suppress(OSError, RuntimeError):
-                resolved = str(Path(key).expanduser().resolve())
-                hits = [d for d in docs if d.path == resolved]
+                given = Path(key).expanduser()
+                forms = {str(given.absolute()), str(given.resolve())}
+                hits = [d for d in docs if d.path in forms or str(Path(d.path).resolve()) in forms]
         return hits
 
     def remove_document(self, name: str, path_or_sha: str) -> list[DocumentInfo]:

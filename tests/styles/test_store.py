@@ -284,3 +284,22 @@ def test_a_connection_belongs_to_its_thread(store):
     t.start()
     t.join()
     assert errors, "a store must not be usable from another thread"
+
+
+def test_a_second_writer_waits_then_reports_busy(store, tiny, texts, tmp_path):
+    other = StyleStore(store.path)
+    other.conn.execute("PRAGMA busy_timeout = 100")
+    try:
+        with store.transaction():
+            with pytest.raises(StyleError, match="busy"):
+                import_paths(other, "s", [texts], tiny)
+        assert import_paths(other, "s", [texts], tiny).imported
+    finally:
+        other.close()
+
+
+def test_remove_document_by_relative_path(store, tiny, texts, monkeypatch):
+    import_paths(store, "s", [texts], tiny)
+    monkeypatch.chdir(texts)
+    removed = store.remove_document("s", "b.md")
+    assert [d.path for d in removed] == [str(texts / "b.md")]
