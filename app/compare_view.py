@@ -23,12 +23,25 @@ METRIC_LABELS = {
 DIFF_COLOR = QColor(230, 159, 0, 90)
 
 
-def format_metric(value: float | None) -> str:
+def format_metric(value: float | None, name: str = "") -> str:
     if value is None:
         return "–"
-    if abs(value) >= 100:
-        return f"{value:,.1f}"
-    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+    if name.endswith("ppl"):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.2f}"
+    return f"{value:.4f}"  # rates and bits: all on one scale, so columns line up
+
+
+def differing(base_ids: list[int], steer_ids: list[int]) -> tuple[list[bool], list[bool]]:
+    """Which tokens of each side are not part of a common run (difflib alignment, not position)."""
+    from difflib import SequenceMatcher
+
+    base_diff = [True] * len(base_ids)
+    steer_diff = [True] * len(steer_ids)
+    for block in SequenceMatcher(None, base_ids, steer_ids, autojunk=False).get_matching_blocks():
+        for k in range(block.size):
+            base_diff[block.a + k] = False
+            steer_diff[block.b + k] = False
+    return base_diff, steer_diff
 
 
 class ComparePane(QTextEdit):
@@ -67,6 +80,8 @@ class CompareView(QWidget):
         self.n_diff = 0
         self.n_pairs = 0
         self.summaries: tuple[Summary, Summary] | None = None
+        self._base_steps: list[TokenStep] = []
+        self._steer_steps: list[TokenStep] = []
 
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -114,6 +129,7 @@ class CompareView(QWidget):
         layout.addLayout(panes, 1)
 
         self.diff_label = QLabel("Tokens where the two sides differ are marked in orange.")
+        self.diff_label.setWordWrap(True)
         self.diff_label.setObjectName("hint")
         self.diff_label.setAccessibleName("Differences")
         layout.addWidget(self.diff_label)
@@ -126,7 +142,13 @@ class CompareView(QWidget):
             self.metrics.verticalHeaderItem(r).setToolTip(METRIC_LABELS.get(m, (m, ""))[1])
         self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.metrics.setMaximumHeight(self.metrics.verticalHeader().length() + 30)
+        self.metrics.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.metrics.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.metrics.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.metrics.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # Every metric row visible at once: the table is sized to its rows, the panes take the rest.
+        self.metrics.setFixedHeight(self.metrics.verticalHeader().defaultSectionSize() * len(METRIC_NAMES)
+                                    + self.metrics.horizontalHeader().sizeHint().height() + 6)
         layout.addWidget(self.metrics)
         self._set_insert_enabled(False)
 
@@ -147,6 +169,7 @@ class CompareView(QWidget):
         self.baseline_text = self.steered_text = ""
         self.n_diff = self.n_pairs = 0
         self.summaries = None
+        self._base_steps, self._steer_steps = [], []
         for r in range(self.metrics.rowCount()):
             for c in range(2):
                 self.metrics.setItem(r, c, QTableWidgetItem(""))
@@ -161,18 +184,38 @@ class CompareView(QWidget):
             differs = differs or (base is None) != (steer is None)
             self.n_pairs += 1
             self.n_diff += int(differs)
+            # While streaming, mark by position; finish() realigns the two sides.
             if base is not None:
                 self.baseline.append_piece(base.text, differs)
                 self.baseline_text += base.text
+                self._base_steps.append(base)
             if steer is not None:
                 self.steered.append_piece(steer.text, differs)
                 self.steered_text += steer.text
-        self.diff_label.setText(f"{self.n_diff} of {self.n_pairs} positions differ (marked in orange).")
+                self._steer_steps.append(steer)
+        self.diff_label.setText(f"Decoding… {self.n_pairs} tokens; first difference marked in orange.")
+
+    def _realign(self) -> None:
+        """Mark only the tokens outside the runs both sides share."""
+        base_diff, steer_diff = differing([s.token_id for s in self._base_steps],
+                                          [s.token_id for s in self._steer_steps])
+        for pane, steps, flags in ((self.baseline, self._base_steps, base_diff),
+                                   (self.steered, self._steer_steps, steer_diff)):
+            pane.clear()
+            for step, flag in zip(steps, flags):
+                pane.append_piece(step.text, flag)
+        shared = sum(1 for f in steer_diff if not f)
+        self.n_diff = sum(steer_diff)
+        self.diff_label.setText(
+            f"{self.n_diff} of {len(steer_diff)} steered tokens differ from the baseline (orange); "
+            f"{shared} are shared in the same order.")
 
     def finish(self, summaries: tuple[Summary, Summary] | None) -> None:
         self.run_button.setEnabled(True)
         self.stop_button.setEnabled(False)
         self._set_insert_enabled(bool(self.baseline_text or self.steered_text))
+        if self._base_steps or self._steer_steps:
+            self._realign()
         if summaries is None:
             return
         self.summaries = summaries
@@ -181,7 +224,7 @@ class CompareView(QWidget):
         self.baseline_text, self.steered_text = base.text, steer.text
         for r, m in enumerate(METRIC_NAMES):
             for c, s in enumerate((base, steer)):
-                item = QTableWidgetItem(format_metric(s.metrics.get(m)))
+                item = QTableWidgetItem(format_metric(s.metrics.get(m), m))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.metrics.setItem(r, c, item)
 

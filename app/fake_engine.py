@@ -6,7 +6,6 @@ TokenStep records with p_base/p_steered/JS/alternatives, summaries with metrics.
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 import time
@@ -262,14 +261,14 @@ class FakeBackend:
     def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
              cancel: threading.Event) -> Any:
         self._touch("tune")
+        from engine.sweep import TuneResult
+
         lams = list(params.get("lams", (0.0, 0.1, 0.2, 0.3)))
-        rows = []
         for i, lam in enumerate(lams):
             if cancel.is_set():
                 raise Cancelled()
             progress(i, len(lams), f"λ = {lam:g}")
             time.sleep(self.options.token_delay_s)
-            rows.append({"lam": lam, "style_ppl": 900 - 300 * lam, "base_ppl": 20 + 30 * lam * lam})
         progress(len(lams), len(lams), "done")
-        best = min(rows, key=lambda r: r["style_ppl"] + 10 * r["base_ppl"])
-        return {"best_lam": best["lam"], "rows": rows, "math_ok": not math.isnan(best["lam"])}
+        return TuneResult(style=style, mode=params.get("mode", "dense"), margin=params.get("margin", 0.25),
+                          rows=[], proposed_lam=0.1, pareto=[])

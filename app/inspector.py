@@ -115,13 +115,13 @@ class Inspector(QWidget):
         step = ref.step
         where = "suggestion" if ref.ghost else "accepted text"
         if step is None:
-            self.token_label.setText(f"“{_show('')}” ({where}): chosen by you")
+            self.token_label.setText(f"A token you chose ({where}): no diagnostics")
             for lbl in (self.p_base, self.p_steered, self.js, self.lam):
                 lbl.setText("–")
             self._fill(self.base_box, [])
             self._fill(self.steer_box, [])
             return
-        self.token_label.setText(f"Token {step.step + 1}: “{_show(step.text)}” ({where})")
+        self.token_label.setText(f"Token {step.step + 1}: ⟨{_show(step.text)}⟩ ({where})")
         self.p_base.setText(f"{step.p_base:.3f}")
         self.p_steered.setText(f"{step.p_steered:.3f}  ({_ratio(step.p_steered, step.p_base)})")
         self.js.setText(f"{step.js_bits:.4f} bits")

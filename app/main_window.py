@@ -172,6 +172,10 @@ class MainWindow(QMainWindow):
         self.inspector_dock.raise_()
         panel.runRequested.connect(self.run_tune)
         panel.lambdaApplied.connect(self.controls.set_lam)
+        if hasattr(panel, "cancelRequested"):
+            panel.cancelRequested.connect(lambda: self.worker.cancel(self._tune_job))
+        if hasattr(panel, "set_style"):
+            panel.set_style("")
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -364,6 +368,8 @@ class MainWindow(QMainWindow):
     def _on_style_changed(self, name: str | None) -> None:
         self.settings.set_style(name)
         self.style_label.setText(f"Style: {name}" if name else "No style")
+        if self.tune_panel is not None and hasattr(self.tune_panel, "set_style"):
+            self.tune_panel.set_style(name or "")
         self.compare_view.set_title(name, self.controls.lam(), self.controls.values().mode)
 
     def _on_lam_changed(self, lam: float) -> None:

@@ -57,8 +57,12 @@ class StylePanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for c in (1, 2, 3):
+        for c in (1, 2):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(3, 110)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
         self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
         layout.addWidget(self.table)
 
@@ -134,7 +138,10 @@ class StylePanel(QWidget):
             docs.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             toks = QTableWidgetItem(f"{s.tokens:,}")
             toks.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            tok = QTableWidgetItem(s.tokenizer + ("" if s.compatible else "  (other model)"))
+            short = s.tokenizer.replace("\\", "/").rstrip("/").split("/")[-1] or s.tokenizer
+            tok = QTableWidgetItem(short + ("" if s.compatible else " (other model)"))
+            tok.setToolTip(f"{s.tokenizer}\nfingerprint {s.fingerprint}")
+            name.setToolTip(name.toolTip() or f"{s.name}: {s.documents:,} documents, {s.tokens:,} tokens")
             for c, item in enumerate((name, docs, toks, tok)):
                 self.table.setItem(r, c, item)
             if s.name == selected:

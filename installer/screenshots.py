@@ -1,0 +1,129 @@
+"""Drive the real app to the states the README shows and save them as PNGs (run by screenshots.sh)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PROMPT = ("It was a cold evening in early November when I called upon my friend. "
+          "He sat by the fire with his pipe, and as I entered he looked up and said")
+
+
+def corpora_dir() -> Path:
+    return Path(os.environ.get("STYLESTEER_CORPORA", REPO.parent / "shared" / "corpora"))
+
+
+def wait(app, condition, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise SystemExit(f"screenshots: timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def settle(app, seconds: float = 0.4) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--corpus", default="sherlock_holmes.txt")
+    parser.add_argument("--style", default="Sherlock Holmes")
+    parser.add_argument("--tokens", type=int, default=48)
+    parser.add_argument("--lam", type=float, default=0.5)
+    parser.add_argument("--theme", default="light", choices=("light", "dark", "system"))
+    args = parser.parse_args()
+    corpus = corpora_dir() / args.corpus
+    if not corpus.is_file():
+        raise SystemExit(f"screenshots: corpus not found: {corpus}")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app import resources
+    from app.main_window import MainWindow, preload_engine
+    from app.settings import init_application_names
+
+    init_application_names()
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["STYLESTEER_HOME"])
+    app = QApplication.instance() or QApplication(["stylesteer"])
+    app.setWindowIcon(resources.app_icon())
+    preload_engine(app)
+
+    win = MainWindow(interactive=False)
+    win.set_theme(args.theme)
+    win.resize(1480, 900)
+    win.show()
+    print("screenshots: loading the model…", flush=True)
+    wait(app, lambda: win.worker.model is not None or bool(win.errors), 300, "the model")
+    if win.errors:
+        raise SystemExit(f"screenshots: {win.errors[-1]}")
+
+    print(f"screenshots: importing {corpus.name}…", flush=True)
+    reports: list = []
+    win.styles.reportReady.connect(reports.append)
+    win.styles.start_import([corpus], style=args.style)
+    wait(app, lambda: bool(reports) or bool(win.errors), 600, "the import")
+    if win.errors:
+        raise SystemExit(f"screenshots: {win.errors[-1]}")
+    wait(app, lambda: args.style in win.styles.style_names(), 30, "the style list")
+    win.styles.select(args.style)
+    win.styles.set_active(args.style)
+
+    win.controls.set_lam(args.lam)
+    win.controls.max_tokens.setValue(args.tokens)
+    win.editor.load_text(PROMPT)
+    cursor = win.editor.textCursor()
+    cursor.movePosition(cursor.MoveOperation.End)
+    win.editor.setTextCursor(cursor)
+    win.editor.setFocus()
+    print("screenshots: generating…", flush=True)
+    done: list = []
+    win.generationFinished.connect(done.append)
+    win.generate()
+    wait(app, lambda: bool(done) or bool(win.errors), 600, "the generation")
+    if win.errors:
+        raise SystemExit(f"screenshots: {win.errors[-1]}")
+    # Show the inspector on the token the style moved most.
+    tokens = [t for t in win.editor.tokens() if t.step is not None]
+    if tokens:
+        win.editor.hover_token(max(tokens, key=lambda t: t.step.js_bits))
+    settle(app)
+    main_png = args.out / "main_window.png"
+    win.grab().save(str(main_png))
+    print(f"screenshots: wrote {main_png}", flush=True)
+
+    print("screenshots: comparing…", flush=True)
+    win.open_compare()
+    win.compare_view.prompt.setPlainText(PROMPT)
+    win.compare_dialog.resize(1300, 860)
+    win.compare_view.run_button.click()
+    wait(app, lambda: win.compare_view.summaries is not None or bool(win.errors), 900, "the comparison")
+    if win.errors:
+        raise SystemExit(f"screenshots: {win.errors[-1]}")
+    settle(app)
+    compare_png = args.out / "compare_view.png"
+    win.compare_dialog.grab().save(str(compare_png))
+    print(f"screenshots: wrote {compare_png}", flush=True)
+
+    win.editor.discard_ghost()
+    win.editor.document().setModified(False)
+    win.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
