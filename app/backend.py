@@ -53,6 +53,16 @@ class StyleInfo:
     compatible: bool = True  # built with the loaded model's tokenizer
 
 
+@dataclass(frozen=True)
+class StyleDetails:
+    """What `stylesteer styles show` prints: documents, n-gram counts, skipped files."""
+
+    name: str
+    documents: list[tuple[str, str, int]]  # (sha256, path, tokens)
+    skipped: list[tuple[str, str]]  # (path, why)
+    ngrams: dict[int, int]  # order -> distinct n-grams
+
+
 @dataclass
 class ImportReport:
     style: str
@@ -106,6 +116,10 @@ class Backend(Protocol):
     def rebuild_style(self, style: str, *, progress: ProgressFn, cancel: threading.Event) -> None: ...
     def rename_style(self, old: str, new: str) -> None: ...
     def delete_style(self, style: str) -> None: ...
+    def style_details(self, style: str) -> StyleDetails: ...
+    def remove_document(self, style: str, sha256: str) -> None: ...
+    def export_style(self, style: str, file: Path) -> Path: ...
+    def import_style_file(self, file: Path) -> str: ...
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> GenerationLike: ...
     def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,

@@ -16,8 +16,8 @@ from typing import Any
 
 import torch  # imported up front, as the app does, so no import runs on the worker mid-test
 
-from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleInfo,
-                         UserFacingError, expand_paths)
+from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleDetails,
+                         StyleInfo, UserFacingError, expand_paths)
 from engine.types import METRIC_NAMES, SamplingConfig, Summary, TokenStep
 
 _WORDS = ("the", "night", "was", "still", "and", "the", "river", "ran", "slow", "beneath", "a",
@@ -137,6 +137,7 @@ class FakeBackend:
         self.lam = 0.3
         self._model: ModelInfo | None = None
         self._styles: dict[str, StyleInfo] = {}
+        self._docs: dict[str, list[tuple[str, str, int]]] = {}
         self.thread_ids: set[int] = set()  # which threads touched the backend (must be the worker's)
 
     def _touch(self, what: str) -> None:
@@ -202,6 +203,7 @@ class FakeBackend:
             n = len(data.split())
             tokens += n
             report.imported.append(str(f))
+            self._docs.setdefault(style, []).append((f"sha{abs(hash(data)):x}", str(f), n))
         progress(len(files), len(files), "done")
         if not report.imported:
             raise UserFacingError(f"Nothing imported into “{style}”: " + (
@@ -234,6 +236,34 @@ class FakeBackend:
     def delete_style(self, style: str) -> None:
         self._touch(f"delete:{style}")
         self._styles.pop(style, None)
+
+    def style_details(self, style: str) -> StyleDetails:
+        self._touch(f"details:{style}")
+        if style not in self._styles:
+            raise UserFacingError(f"No style named “{style}”.")
+        docs = self._docs.get(style, [])
+        return StyleDetails(style, list(docs), [("/tmp/empty.txt", "empty")], {1: 10, 2: 20, 3: 30})
+
+    def remove_document(self, style: str, sha256: str) -> None:
+        self._touch(f"remove_document:{style}:{sha256}")
+        docs = [d for d in self._docs.get(style, []) if d[0] != sha256]
+        self._docs[style] = docs
+        info = self._styles[style]
+        self._styles[style] = StyleInfo(style, len(docs), sum(d[2] for d in docs), info.tokenizer, info.fingerprint)
+
+    def export_style(self, style: str, file: Path) -> Path:
+        self._touch(f"export:{style}")
+        Path(file).write_text(f"fake style {style}\n", encoding="utf-8")
+        return Path(file)
+
+    def import_style_file(self, file: Path) -> str:
+        self._touch(f"import_file:{file}")
+        text = Path(file).read_text(encoding="utf-8")
+        if not text.startswith("fake style "):
+            raise UserFacingError(f"{Path(file).name} is not a StyleSteer style file")
+        name = text.split(" ", 2)[2].strip() + " (imported)"
+        self._styles[name] = StyleInfo(name, 1, 10, "fake-tokenizer", "fakefp")
+        return name
 
     def _check_ready(self, steer: SteerParams) -> None:
         if self._model is None:

@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleInfo,
-                         UserFacingError)
+from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleDetails,
+                         StyleInfo, UserFacingError)
 from engine.types import SamplingConfig
 
 
@@ -156,6 +156,43 @@ class RealBackend:
         except StyleError as exc:
             raise UserFacingError(str(exc)) from exc
         self._forget(style)
+
+    def style_details(self, style: str) -> StyleDetails:
+        from styles.store import StyleError
+
+        store = self._need_store()
+        try:
+            info = store.get(style)
+            docs = [(d.sha256, d.path, int(d.n_tokens)) for d in store.documents(style)]
+            skipped = [(k.path, k.reason) for k in store.skipped(style)]
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        return StyleDetails(info.name, docs, skipped, dict(info.ngrams))
+
+    def remove_document(self, style: str, sha256: str) -> None:
+        from styles.store import StyleError
+
+        try:
+            self._need_store().remove_document(style, sha256)
+        except StyleError as exc:
+            raise UserFacingError(str(exc)) from exc
+        self._forget(style)
+
+    def export_style(self, style: str, file: Path) -> Path:
+        from styles.store import StyleError
+
+        try:
+            return self._need_store().export(style, file)
+        except (StyleError, OSError) as exc:
+            raise UserFacingError(f"Cannot export “{style}”: {exc}") from exc
+
+    def import_style_file(self, file: Path) -> str:
+        from styles.store import StyleError
+
+        try:
+            return self._need_store().import_file(file)
+        except (StyleError, OSError) as exc:
+            raise UserFacingError(str(exc)) from exc
 
     def _forget(self, style: str) -> None:
         self._priors = {k: v for k, v in self._priors.items() if k[0] != style}

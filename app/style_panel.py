@@ -7,11 +7,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QInputDialog,
-                               QLabel, QMessageBox, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout,
+                               QHeaderView, QInputDialog, QLabel, QMenu, QMessageBox, QProgressBar,
+                               QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
+                               QWidget)
 
-from app.backend import ImportReport, StyleInfo
+from app.backend import ImportReport, StyleDetails, StyleInfo
 from app.worker import JobError, Worker
 
 NO_STYLE = "(none: unsteered)"
@@ -83,7 +84,16 @@ class StylePanel(QWidget):
                                            self.rebuild_selected)
         self.rename_button = self._button("Rename…", "Rename the selected style", self.rename_selected)
         self.delete_button = self._button("Delete…", "Delete the selected style", self.delete_selected)
-        for b in (self.rebuild_button, self.rename_button, self.delete_button):
+        self.more_button = QToolButton()
+        self.more_button.setText("More")
+        self.more_button.setAccessibleName("More style actions")
+        self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        more = QMenu(self.more_button)
+        more.addAction("Details and documents…", self.show_details)
+        more.addAction("Export style to a file…", self.export_selected)
+        more.addAction("Import a style file…", self.import_style_file)
+        self.more_button.setMenu(more)
+        for b in (self.rebuild_button, self.rename_button, self.delete_button, self.more_button):
             row2.addWidget(b)
         row2.addStretch(1)
         layout.addLayout(row2)
@@ -331,6 +341,57 @@ class StylePanel(QWidget):
 
         self.worker.delete_style(name, on_done=done, on_error=self._error)
 
+    # --- details, export, style files ----------------------------------------------------
+    def show_details(self) -> int | None:
+        name = self.selected()
+        if not name:
+            return None
+        return self.worker.style_details(name, on_done=self._open_details, on_error=self._error)
+
+    def _open_details(self, details: StyleDetails) -> "StyleDetailsDialog":
+        dlg = StyleDetailsDialog(details, self)
+        dlg.removeRequested.connect(lambda sha: self.remove_document(details.name, sha, dlg))
+        self.details_dialog = dlg
+        if self.ask:
+            dlg.open()
+        return dlg
+
+    def remove_document(self, style: str, sha256: str, dlg: "StyleDetailsDialog | None" = None) -> int:
+        def done(_r: object) -> None:
+            self.message.emit(f"Removed a document from “{style}”; its n-grams were subtracted.")
+            self.refresh()
+            if dlg is not None:
+                self.worker.style_details(style, on_done=dlg.set_details, on_error=self._error)
+
+        return self.worker.remove_document(style, sha256, on_done=done, on_error=self._error)
+
+    def export_selected(self, file: Path | None = None) -> int | None:
+        name = self.selected()
+        if not name:
+            return None
+        if file is None:
+            chosen, _ = QFileDialog.getSaveFileName(self, "Export style", f"{name}.stylesteer",
+                                                    "StyleSteer style (*.stylesteer);;All files (*)")
+            if not chosen:
+                return None
+            file = Path(chosen)
+        return self.worker.export_style(name, file, on_done=lambda p: self.message.emit(f"Exported “{name}” to {p}"),
+                                        on_error=self._error)
+
+    def import_style_file(self, file: Path | None = None) -> int | None:
+        if file is None:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Import a style file", "",
+                                                    "StyleSteer style (*.stylesteer);;All files (*)")
+            if not chosen:
+                return None
+            file = Path(chosen)
+
+        def done(name: str) -> None:
+            self.message.emit(f"Added the style “{name}”.")
+            self.refresh()
+
+        return self.worker.import_style_file(file, on_done=done, on_error=self._error)
+
     # --- drag and drop -----------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
@@ -341,3 +402,63 @@ class StylePanel(QWidget):
         if paths:
             event.acceptProposedAction()
             self.start_import(paths)
+
+
+class StyleDetailsDialog(QDialog):
+    """One style's documents (removable one by one), n-gram counts and skipped files."""
+
+    removeRequested = Signal(str)  # sha256
+
+    def __init__(self, details: StyleDetails, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAccessibleName("Style details")
+        layout = QVBoxLayout(self)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        layout.addWidget(self.summary)
+        self.docs = QTableWidget(0, 2)
+        self.docs.setAccessibleName("Documents")
+        self.docs.setHorizontalHeaderLabels(["Document", "Tokens"])
+        self.docs.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.docs.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.docs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        layout.addWidget(self.docs, 1)
+        self.remove_button = QPushButton("Remove document")
+        self.remove_button.setAccessibleName("Remove document")
+        self.remove_button.setToolTip("Take this document out of the style (its n-grams are subtracted)")
+        self.remove_button.clicked.connect(self._remove)
+        layout.addWidget(self.remove_button)
+        self.skipped = QLabel()
+        self.skipped.setObjectName("hint")
+        self.skipped.setWordWrap(True)
+        layout.addWidget(self.skipped)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+        self.resize(640, 480)
+        self.set_details(details)
+
+    def set_details(self, details: StyleDetails) -> None:
+        self.details = details
+        self.setWindowTitle(f"Style “{details.name}”")
+        grams = ", ".join(f"{n}-grams {c:,}" for n, c in sorted(details.ngrams.items()))
+        self.summary.setText(f"<b>{details.name}</b>: {len(details.documents)} document(s). Distinct {grams}.")
+        self.docs.setRowCount(len(details.documents))
+        for r, (sha, path, tokens) in enumerate(details.documents):
+            item = QTableWidgetItem(path)
+            item.setData(Qt.ItemDataRole.UserRole, sha)
+            item.setToolTip(f"{path}\nSHA-256 {sha}")
+            count = QTableWidgetItem(f"{tokens:,}")
+            count.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.docs.setItem(r, 0, item)
+            self.docs.setItem(r, 1, count)
+        if details.skipped:
+            lines = "<br>".join(f"{Path(p).name}: {why}" for p, why in details.skipped[:30])
+            self.skipped.setText(f"Skipped when imported:<br>{lines}")
+        else:
+            self.skipped.setText("No files were skipped.")
+
+    def _remove(self) -> None:
+        rows = self.docs.selectionModel().selectedRows()
+        if rows:
+            self.removeRequested.emit(self.docs.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole))

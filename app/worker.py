@@ -337,6 +337,19 @@ class Worker(QObject):
     def delete_style(self, style: str, **callbacks: Any) -> int:
         return self.submit("delete", lambda ctx: ctx.backend.delete_style(style), **callbacks)
 
+    def style_details(self, style: str, **callbacks: Any) -> int:
+        return self.submit("details", lambda ctx: ctx.backend.style_details(style), **callbacks)
+
+    def remove_document(self, style: str, sha256: str, **callbacks: Any) -> int:
+        return self.submit("remove_document", lambda ctx: ctx.backend.remove_document(style, sha256),
+                           **callbacks)
+
+    def export_style(self, style: str, file: Path, **callbacks: Any) -> int:
+        return self.submit("export", lambda ctx: ctx.backend.export_style(style, Path(file)), **callbacks)
+
+    def import_style_file(self, file: Path, **callbacks: Any) -> int:
+        return self.submit("import_file", lambda ctx: ctx.backend.import_style_file(Path(file)), **callbacks)
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  **callbacks: Any) -> int:
         def job(ctx: JobContext) -> Any:

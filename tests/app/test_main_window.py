@@ -342,3 +342,29 @@ def test_tune_dock_is_wired_when_present(qtbot, window: MainWindow, fake_backend
     qtbot.waitUntil(lambda: bool(results), timeout=5000)
     assert results[0].proposed_lam == pytest.approx(0.1)
     assert "tune" in fake_backend.options.calls
+
+
+def test_style_details_remove_export_import(qtbot, window: MainWindow, corpus_files, tmp_path) -> None:
+    panel = window.styles
+    with qtbot.waitSignal(panel.reportReady, timeout=10000):
+        panel.start_import(corpus_files, style="stormy")
+    qtbot.waitUntil(lambda: panel.style_names() == ["stormy"], timeout=5000)
+    panel.select("stormy")
+    panel.show_details()
+    qtbot.waitUntil(lambda: getattr(panel, "details_dialog", None) is not None, timeout=5000)
+    dlg = panel.details_dialog
+    assert dlg.docs.rowCount() == 2 and "empty" in dlg.skipped.text()
+    dlg.docs.selectRow(0)
+    dlg.remove_button.click()
+    qtbot.waitUntil(lambda: dlg.docs.rowCount() == 1, timeout=5000)
+    qtbot.waitUntil(lambda: panel.table.item(0, 1).text() == "1", timeout=5000)
+    out = tmp_path / "stormy.stylesteer"
+    panel.select("stormy")
+    panel.export_selected(out)
+    qtbot.waitUntil(out.exists, timeout=5000)
+    panel.import_style_file(out)
+    qtbot.waitUntil(lambda: len(panel.style_names()) == 2, timeout=5000)
+    bad = tmp_path / "bad.stylesteer"
+    bad.write_text("nope")
+    panel.import_style_file(bad)
+    qtbot.waitUntil(lambda: "not a StyleSteer style file" in window.statusBar().currentMessage(), timeout=5000)
