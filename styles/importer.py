@@ -392,8 +392,10 @@ def _produce(
         if stop.is_set():
             return
         try:
-            source = readers.open_source(cand)
+            source = readers.open_source(cand, stop=stop)
         except readers.ReadError as exc:
+            if stop.is_set():
+                return
             yield _Skip(str(cand.path), str(exc), n_bytes=cand.size)
             continue
         except Exception as exc:  # a parser library choking on one file must not stop the batch
@@ -439,12 +441,16 @@ def _batch(chunker: ChunkTokenizer, pieces: list[str], first: bool) -> _Batch:
 _END = object()
 
 
-def _prefetch(make: Callable[[threading.Event], Iterator[object]], depth: int = 3) -> Iterator[object]:
+def _prefetch(
+    make: Callable[[threading.Event], Iterator[object]],
+    depth: int = 3,
+    poll: Callable[[], None] | None = None,
+) -> Iterator[object]:
     """Run a generator in a helper thread, a few items ahead of the consumer.
 
     The tokenizer and zlib release the GIL, so reading and tokenizing the next
     batch overlaps counting and writing this one. Closing the iterator stops
-    the helper.
+    the helper; `poll` runs while waiting (it may raise, e.g. to cancel).
     """
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -471,7 +477,12 @@ def _prefetch(make: Callable[[threading.Event], Iterator[object]], depth: int = 
     worker.start()
     try:
         while True:
-            item = q.get()
+            try:
+                item = q.get(timeout=0.1)
+            except queue.Empty:
+                if poll is not None:
+                    poll()
+                continue
             if item is _END:
                 return
             if isinstance(item, _Failure):
@@ -602,9 +613,12 @@ def _consume(
     source: readers.SourceText | None = None
     file_bytes_before = 0
     stamp = now()
-    for item in _prefetch(lambda stop: _produce(candidates, chunker, known, stop)):
+    def check_cancel() -> None:
         if cancel is not None and cancel.is_set():
             raise ImportCancelled
+
+    for item in _prefetch(lambda stop: _produce(candidates, chunker, known, stop), poll=check_cancel):
+        check_cancel()
         if isinstance(item, _Batch):
             # Compressing here, not in the reader thread, overlaps it with the next batch's tokenizing.
             text_blob, token_blob = pack_text(item.text), pack_array(item.ids)

@@ -8,6 +8,7 @@ import fnmatch
 import hashlib
 import os
 import stat
+import threading
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -162,12 +163,13 @@ def _os_reason(exc: OSError) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def open_source(candidate: Candidate) -> SourceText:
+def open_source(candidate: Candidate, stop: threading.Event | None = None) -> SourceText:
     """Open one file for import: hash it, detect its encoding, and prepare its text.
 
     Raises ReadError with a one-line reason for empty, binary, unreadable or
     undecodable files. Plain text files above STREAM_THRESHOLD are read twice in
-    READ_CHUNK pieces (hash and check, then decode), never whole.
+    READ_CHUNK pieces (hash and check, then decode), never whole; setting `stop`
+    abandons that first pass.
     """
     path = candidate.path
     suffix = path.suffix.lower()
@@ -176,7 +178,7 @@ def open_source(candidate: Candidate) -> SourceText:
         if size == 0:
             raise ReadError("empty file")
         if suffix in PLAIN_SUFFIXES and size > STREAM_THRESHOLD:
-            return _open_streamed(path, size)
+            return _open_streamed(path, size, stop)
         if size > MAX_RICH_BYTES:
             raise ReadError(f"too large for a {suffix} file ({size / 2**20:.0f} MiB)")
         data = path.read_bytes()
@@ -249,7 +251,7 @@ def _candidates(sample: bytes) -> list[str]:
     return out
 
 
-def _open_streamed(path: Path, size: int) -> SourceText:
+def _open_streamed(path: Path, size: int, stop: threading.Event | None = None) -> SourceText:
     """A large plain file: pass 1 hashes and validates the decoding, pass 2 yields text."""
     with path.open("rb") as fh:
         head = fh.read(DETECT_SAMPLE)
@@ -271,6 +273,8 @@ def _open_streamed(path: Path, size: int) -> SourceText:
             with path.open("rb") as fh:
                 offset = 0
                 while block := fh.read(READ_CHUNK):
+                    if stop is not None and stop.is_set():
+                        raise ReadError("cancelled")
                     sha.update(block)
                     decoder.decode(block[skip:] if offset == 0 else block)
                     offset += len(block)

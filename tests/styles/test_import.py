@@ -216,3 +216,32 @@ def test_a_file_the_tokenizer_rejects_is_skipped_not_fatal(store, tiny, tmp_path
     assert [Path(d.path).name for d in report.imported] == ["ok.txt"]
     assert "could not be tokenized" in report.skipped[0].reason
     assert store.get("s").n_documents == 1
+
+
+def test_cancel_while_a_big_file_is_being_read(store, tiny, tmp_path, monkeypatch):
+    from styles import readers
+
+    path = tmp_path / "big.txt"
+    path.write_text("line of text\n" * 200_000)
+    monkeypatch.setattr(readers, "STREAM_THRESHOLD", 1 << 16)
+    monkeypatch.setattr(readers, "READ_CHUNK", 1 << 12)
+    cancel = threading.Event()
+    real_update = readers.hashlib.sha256
+
+    class SlowHash:  # reading the file takes "forever"; cancel must not wait for it
+        def __init__(self, *args):
+            self.h = real_update(*args)
+
+        def update(self, data):
+            time.sleep(0.001)
+            self.h.update(data)
+
+        def hexdigest(self):
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(readers.hashlib, "sha256", SlowHash)
+    threading.Timer(0.3, cancel.set).start()
+    t = time.monotonic()
+    report = import_paths(store, "s", [path], tiny, cancel=cancel)
+    assert report.cancelled and time.monotonic() - t < 3
+    assert store.list_styles() == []
