@@ -176,3 +176,21 @@ def test_long_prompt_keeps_its_end(demo_lm):
     assert gen.prompt_ids[-1] == demo_lm.tokenizer(long_prompt)["input_ids"][-1]
     assert any("longer than the context window" in n for n in gen.notices)
     list(gen)
+
+
+@pytest.mark.parametrize("mode", ["paper", "dense", "budget"])
+def test_processor_works_inside_hf_generate(demo_lm, sherlock_prior, mode):
+    from transformers import LogitsProcessorList
+
+    ids = demo_lm.tokenizer(PROMPT, return_tensors="pt").input_ids
+    proc = StyleSteeringProcessor(sherlock_prior, lam=0.4, mode=mode, budget_bits=0.05)
+    with torch.inference_mode():
+        out = demo_lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+                                     logits_processor=LogitsProcessorList([proc]),
+                                     pad_token_id=demo_lm.tokenizer.eos_token_id)
+    ours = stream(demo_lm, PROMPT, greedy(12), StyleSteeringProcessor(sherlock_prior, lam=0.4, mode=mode,
+                                                                      budget_bits=0.05))
+    list(ours)
+    assert out[0, ids.shape[1]:].tolist()[:len(ours.token_ids)] == ours.token_ids
+    plain = hf_greedy(demo_lm, PROMPT, 12)
+    assert ours.token_ids != plain or mode == "paper"
