@@ -297,8 +297,10 @@ def _stream_text(path: Path, encoding: str, skip: int) -> Iterator[str]:
             text = carry + decoder.decode(block)
             cut = _safe_cut(text)
             if cut <= 0:
-                carry = text
-                continue
+                if len(text) < 2 * READ_CHUNK:
+                    carry = text
+                    continue
+                cut = _fallback_cut(text, 0, len(text))  # no lone newline in megabytes: bound memory
             carry = text[cut:]
             yield from split_lines(text[:cut])
         text = carry + decoder.decode(b"", final=True)
@@ -325,18 +327,42 @@ def split_lines(text: str, target: int = 8192) -> Iterator[str]:
     """Pieces of about `target` characters, each cut just after a lone newline
     (non-space on both sides). A byte-level BPE's pre-tokenizer never joins
     across such a cut, so the pieces can be tokenized separately, in parallel,
-    with the same result as the whole text (ChunkTokenizer checks this)."""
+    with the same result as the whole text (ChunkTokenizer checks this).
+
+    Text with no lone newline for 8 targets or 64K characters (every line
+    indented, one endless line) is cut at the last newline or space there instead: one boundary in
+    that much text may then tokenize slightly differently, but memory and
+    tokenizer time stay bounded.
+    """
     n = len(text)
     start = 0
     while start < n:
-        cut = text.find("\n", max(start + target, start + 1))
+        if start + target >= n:
+            yield text[start:]
+            return
+        limit = start + max(8 * target, 1 << 16)
+        cut = text.find("\n", start + target, limit)
         while cut > 0 and cut + 1 < n and not _lone_newline(text, cut):
-            cut = text.find("\n", cut + 1)
-        if cut < 0 or cut + 1 >= n:
+            cut = text.find("\n", cut + 1, limit)
+        if cut < 0:
+            if limit >= n:
+                yield text[start:]
+                return
+            cut = _fallback_cut(text, start, limit) - 1
+        elif cut + 1 >= n:
             yield text[start:]
             return
         yield text[start : cut + 1]
         start = cut + 1
+
+
+def _fallback_cut(text: str, start: int, limit: int) -> int:
+    """An end index in (start, limit]: after the last newline, else the last space, else limit."""
+    for sep in ("\n", " "):
+        i = text.rfind(sep, start + 1, limit)
+        if i > start:
+            return i + 1
+    return limit
 
 
 # --------------------------------------------------------------------------- rich formats

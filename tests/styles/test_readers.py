@@ -192,3 +192,21 @@ def test_streamed_file_with_late_bad_bytes_is_undecodable(tmp_path, monkeypatch)
     monkeypatch.setattr(readers, "READ_CHUNK", 1 << 16)
     with pytest.raises(ReadError, match="undecodable|binary"):
         open_source(Candidate(path, path.stat().st_size))
+
+
+@pytest.mark.parametrize("text", ["  indented line\n" * 20_000, "x" * 300_000, "word " * 60_000])
+def test_split_lines_stays_bounded_without_lone_newlines(text):
+    pieces = list(readers.split_lines(text, target=1000))
+    assert "".join(pieces) == text
+    assert len(pieces) > 3 and max(len(p) for p in pieces) <= 1 << 16
+
+
+def test_streamed_file_without_lone_newlines_is_bounded(tmp_path, monkeypatch):
+    path = tmp_path / "indented.txt"
+    path.write_text("    every line is indented\n" * 100_000)
+    monkeypatch.setattr(readers, "STREAM_THRESHOLD", 1 << 16)
+    monkeypatch.setattr(readers, "READ_CHUNK", 1 << 16)
+    src = open_source(Candidate(path, path.stat().st_size))
+    pieces = list(src.pieces())
+    assert "".join(pieces) == path.read_text()
+    assert max(len(p) for p in pieces) <= 3 * (1 << 16)
