@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -811,10 +810,3 @@ def _validated_chunks(
     if total_tokens != doc["n_tokens"] or total_chars != doc["n_chars"]:
         raise InvalidStyleFile("the style file has a damaged document (token count)")
 
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
