@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,6 +74,9 @@ class RealBackend:
             raise Cancelled()
         # Only now does the new model replace the old one: a failure above keeps what we had.
         self.lm = lm
+        # The model's modules are long-lived: keep them out of full GC passes (see preload_engine).
+        gc.freeze()
+        _share_fingerprint(lm)
         self._processor = None
         dtype = str(lm.dtype).replace("torch.", "")
         self._info = ModelInfo(name=lm.name, source=str(lm.source), device=str(lm.device), dtype=dtype,
@@ -279,6 +283,21 @@ class RealBackend:
                               progress=lambda done, total: progress(done, total, ""), cancel=cancel)
         except (ValueError, TypeError) as exc:
             raise UserFacingError(f"Cannot tune λ: {exc}") from exc
+
+
+def _share_fingerprint(lm: Any) -> None:
+    """Hand the importer the tokenizer fingerprint the model load already computed.
+
+    Computing it lists the vocabulary in one C call that holds the GIL for ~40-60 ms (a GUI
+    stall); the importer caches it per tokenizer object, so seeding that cache saves the
+    first import from doing it again. Harmless if the importer changes: it then computes it.
+    """
+    try:
+        from styles import importer
+
+        importer._FINGERPRINTS[lm.tokenizer] = (len(lm.tokenizer), lm.fingerprint)
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
 
 
 def _short_tokenizer(name: str) -> str:

@@ -368,3 +368,63 @@ def test_style_details_remove_export_import(qtbot, window: MainWindow, corpus_fi
     bad.write_text("nope")
     panel.import_style_file(bad)
     qtbot.waitUntil(lambda: "not a StyleSteer style file" in window.statusBar().currentMessage(), timeout=5000)
+
+
+def test_run_gui_opens_the_window_on_the_demo_model(qtbot, monkeypatch, fake_backend) -> None:
+    """`stylesteer` with no arguments: run_gui builds the window, loads the demo model, exits cleanly."""
+    import sys
+
+    import app.main_window as mw
+    import app.real_backend
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_gui installs its own; put it back after
+    monkeypatch.setattr(app.real_backend, "RealBackend", lambda: fake_backend)
+    seen: list[MainWindow] = []
+
+    def fake_exec() -> int:
+        wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen.extend(wins)
+        qtbot.waitUntil(lambda: wins[0].worker.model is not None, timeout=5000)
+        for w in wins:
+            w.close()
+        return 0
+
+    monkeypatch.setattr(QApplication.instance(), "exec", fake_exec)
+    assert mw.run_gui() == 0
+    assert seen and "fake-demo" in seen[0].model_label.text()
+    assert not seen[0].windowIcon().isNull()
+    assert "load_model:demo" in fake_backend.options.calls
+
+
+def test_style_and_model_are_remembered(qtbot, fake_backend, corpus_files) -> None:
+    win = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.worker.model is not None, timeout=5000)
+    with qtbot.waitSignal(win.styles.reportReady, timeout=10000):
+        win.styles.start_import(corpus_files[:1], style="stormy")
+    qtbot.waitUntil(lambda: win.styles.active() == "stormy", timeout=5000)
+    win.load_model(ModelChoice("/models/other", "cpu", "none"))
+    qtbot.waitUntil(lambda: win.worker.model.source == "/models/other", timeout=5000)
+    win.close()
+    again = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: again.worker.model is not None and again.styles.active() == "stormy", timeout=5000)
+    assert again.worker.model.source == "/models/other"
+    assert again.model_choice().device == "cpu"
+    again.close()
+
+
+def test_model_dialog_choices(qtbot) -> None:
+    from app.model_dialog import TINYLLAMA, ModelDialog
+
+    dlg = ModelDialog(ModelChoice("demo", "auto", "none"))
+    qtbot.addWidget(dlg)
+    assert dlg.demo.isChecked() and dlg.choice() == ModelChoice("demo", "auto", "none")
+    dlg.tiny.setChecked(True)
+    dlg.quant.setCurrentIndex(dlg.quant.findData("4bit"))
+    assert dlg.choice() == ModelChoice(TINYLLAMA, "auto", "4bit")
+    assert dlg.choice().quantize_arg == "4bit" and dlg.choice().device_arg is None
+    qtbot.keyClicks(dlg.path, "/my/model")
+    assert dlg.local.isChecked() and dlg.choice().spec == "/my/model"
+    dlg.set_choice(ModelChoice("/x/y", "cpu", "8bit"))
+    assert dlg.choice() == ModelChoice("/x/y", "cpu", "8bit")
