@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import errno
 import fnmatch
 import hashlib
@@ -246,6 +247,8 @@ def _candidates(sample: bytes) -> list[str]:
         # ASCII in the sample says little about the rest: UTF-8 is its superset.
         if enc == "ascii":
             enc = "utf_8"
+        with contextlib.suppress(LookupError):
+            enc = codecs.lookup(enc).name  # canonical names: utf-8, cp1252, iso8859-1
         if enc not in out:
             out.append(enc)
     return out
