@@ -106,18 +106,20 @@ def run_styles_bench(
     with tempfile.TemporaryDirectory(prefix="stylesteer-bench-") as tmp:
         tmpdir = Path(tmp)
         _tokenize_only(chunker, texts[:1])  # warm the tokenizer's caches for both sides
-        tok_times, imp_times = [], []
+        tok_times, imp_times, tok_cpu, imp_cpu = [], [], [], []
         store_path = tmpdir / "bench.db"
         for i in range(repeats):
             # Interleaved, so that a busy machine slows both sides alike.
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             n_tokens = _tokenize_only(chunker, texts)
             tok_times.append(time.perf_counter() - t)
+            tok_cpu.append(time.process_time() - c)
             path = tmpdir / f"run{i}.db"
             store = StyleStore(path)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             report = importer.import_paths(store, "bench", files, tokenizer)
             imp_times.append(time.perf_counter() - t)
+            imp_cpu.append(time.process_time() - c)
             store.close()
             if i == 0:
                 path.rename(store_path)
@@ -132,9 +134,14 @@ def run_styles_bench(
             tokenizer_seconds=round(t_tok, 4),
             import_seconds=round(t_imp, 4),
             import_over_tokenizer=round(t_tok / t_imp, 3),
+            # CPU seconds of all threads: the work ratio, less sensitive to a busy machine
+            # than wall time (a shared machine slows the parallel tokenizer most).
+            import_over_tokenizer_cpu=round(min(tok_cpu) / min(imp_cpu), 3),
         )
         if naive:
+            c = time.process_time()
             t_naive, (_, t_naive_tok) = _best(lambda: _naive_import(tokenizer, files, tmpdir / "naive.db"), 1)
+            out["import_over_naive_cpu"] = round((time.process_time() - c) / min(imp_cpu), 2)
             out["naive_seconds"] = round(t_naive, 4)
             # The naive tokenizer call (one string per file) is itself slower than the
             # importer's piecewise, parallel encoding; this shows how much of the gap it is.
