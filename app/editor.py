@@ -132,6 +132,11 @@ class Editor(QPlainTextEdit):
         a, b = 2 * self._ghost_start, 2 * (self._ghost_start + u16len(self._ghost_text))
         return (enc[:a] + enc[b:]).decode("utf-16-le")
 
+    def text_before_cursor(self) -> str:
+        """What the user wrote before the cursor (a pending suggestion left out)."""
+        pos = self._ghost_start if self._ghost_start is not None else self.textCursor().position()
+        return u16prefix(self.toPlainText(), pos)
+
     def prompt_text(self) -> str:
         """Text the model continues: everything before the cursor (and any suggestion so far)."""
         full = self.toPlainText()

@@ -492,7 +492,7 @@ class MainWindow(QMainWindow):
 
     # --- compare ---------------------------------------------------------------------------
     def open_compare(self) -> None:
-        prompt = self.editor.prompt_text()
+        prompt = self.editor.text_before_cursor()
         if not self.compare_view.prompt.toPlainText().strip() or prompt.strip():
             self.compare_view.prompt.setPlainText(prompt[-1500:])
         seed = self.controls.values().seed
