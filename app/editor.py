@@ -337,6 +337,12 @@ class Editor(QPlainTextEdit):
                 out.append(TokenRef(step, self._ghost_start + off, self._ghost_start + end, True, -1, i))
         return out
 
+    def is_current(self, ref: TokenRef) -> bool:
+        """Whether a TokenRef (e.g. held by the inspector) still names the same token."""
+        return any(t.start == ref.start and t.end == ref.end and t.ghost == ref.ghost
+                   and t.index == ref.index and t.run == ref.run and t.step is ref.step
+                   for t in self.tokens())
+
     def token_at(self, pos: int, *, before: bool = False) -> TokenRef | None:
         for t in self.tokens():
             if t.start <= pos < t.end or (before and t.start < pos == t.end):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -468,6 +469,9 @@ class MainWindow(QMainWindow):
 
     def reroll_from(self, ref: TokenRef, alternative: str) -> int | None:
         """Replace a generated token by an alternative and regenerate from there."""
+        if not self.editor.is_current(ref):
+            self.statusBar().showMessage("That token has changed since; hover it again.", 5000)
+            return None
         self.stop_generation()
         if ref.ghost:
             self.editor.truncate_ghost(ref.index)
@@ -846,4 +850,10 @@ def run_gui(model: str | None = None) -> int:
     ref.append(window)
     window.show()
     QTimer.singleShot(0, window.check_recovery)
-    return app.exec()
+    code = app.exec()
+    if window.worker.stuck:
+        # A job (e.g. a model download) outlived the window; nothing is unsaved, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

@@ -25,6 +25,7 @@ from app.backend import (Backend, Cancelled, ImportReport, ModelInfo, SteerParam
                          UserFacingError)
 from engine.types import SamplingConfig
 
+_ORPHANS: list[tuple[QThread, QObject]] = []  # worker threads still busy at shutdown
 _FLUSH_S = 0.03  # batch yielded items for this long: ~30 repaints/s at most
 _PROGRESS_S = 0.05
 
@@ -231,10 +232,19 @@ class Worker(QObject):
         self._submit.emit(job)
         done.wait(timeout_ms / 1000)
         self._thread.quit()
-        self._thread.wait(timeout_ms)
+        if not self._thread.wait(timeout_ms):
+            # A job that cannot be interrupted (a model download) is still running. Destroying a
+            # running QThread aborts the process, so it is kept alive until the process exits.
+            _ORPHANS.append((self._thread, self._core))
+            self._thread.setParent(None)
         # Results still queued for the GUI thread belong to a window that is going away.
         self._jobs.clear()
         self.busyChanged.emit(False)
+
+    @property
+    def stuck(self) -> bool:
+        """True after a shutdown that had to leave a job running."""
+        return any(t is self._thread for t, _ in _ORPHANS)
 
     @property
     def thread(self) -> QThread:

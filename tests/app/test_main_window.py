@@ -428,3 +428,27 @@ def test_model_dialog_choices(qtbot) -> None:
     assert dlg.local.isChecked() and dlg.choice().spec == "/my/model"
     dlg.set_choice(ModelChoice("/x/y", "cpu", "8bit"))
     assert dlg.choice() == ModelChoice("/x/y", "cpu", "8bit")
+
+
+def test_a_stale_alternative_is_refused(qtbot, window: MainWindow) -> None:
+    _type(qtbot, window, "Once")
+    window.controls.max_tokens.setValue(4)
+    _generate_and_wait(qtbot, window)
+    ref = window.editor.tokens()[1]
+    window.editor.discard_ghost()
+    assert window.reroll_from(ref, " other") is None
+    assert window.editor.toPlainText() == "Once"
+
+
+def test_the_excepthook_shows_errors(qtbot, window: MainWindow, monkeypatch) -> None:
+    import sys
+
+    from app.main_window import _install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", lambda *a: None)
+    _install_excepthook([window])
+    try:
+        raise ValueError("boom in a slot")
+    except ValueError:
+        sys.excepthook(*sys.exc_info())
+    assert "ValueError: boom in a slot" in window.errors[-1]
