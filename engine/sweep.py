@@ -247,19 +247,29 @@ def summary_points(summary: Iterable[dict[str, Any]], stat: str = "median") -> l
     return pts
 
 
-def propose_lam(summary: Sequence[dict[str, Any]], margin: float = 0.25) -> float:
+def propose_lam(summary: Sequence[dict[str, Any]], margin: float = 0.25, *, repetition_guard: bool = True) -> float:
     """The lambda with the lowest median held-out style PPL whose median base PPL stays within
-    (1 + margin) x that of lambda = 0 (ties go to the smaller lambda). `summary` holds one mode."""
+    (1 + margin) x that of lambda = 0 (ties go to the smaller lambda). `summary` holds one mode.
+
+    Base PPL alone misses the paper's collapse: a repetition loop is easy for the frozen model to
+    predict, so its base PPL can even fall. With `repetition_guard` (and distinct-2 measured), a
+    lambda must also keep its median distinct-2 at or above (1 - margin) x that of lambda = 0.
+    """
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     zero = [r for r in summary if _lam_key(r["lam"]) == 0.0]
     if not zero or zero[0].get("base_ppl_median") is None:
         raise ValueError("proposing a lambda needs a measured lambda = 0 row")
     limit = (1.0 + margin) * float(zero[0]["base_ppl_median"])
+    d2_zero = zero[0].get("distinct_2_median")
+    d2_limit = (1.0 - margin) * float(d2_zero) if repetition_guard and d2_zero is not None else None
     best: tuple[float, float] | None = None
     for r in summary:
         b, s = r.get("base_ppl_median"), r.get("heldout_style_ppl_median")
-        if b is None or s is None or not math.isfinite(b) or not math.isfinite(s) or b > limit:
+        if b is None or s is None or not math.isfinite(b) or not math.isfinite(s) or b > limit + 1e-9:
+            continue
+        d2 = r.get("distinct_2_median")
+        if d2_limit is not None and _lam_key(r["lam"]) != 0.0 and (d2 is None or d2 < d2_limit - 1e-9):
             continue
         cand = (float(s), _lam_key(r["lam"]))
         if best is None or cand < best:
@@ -579,11 +589,11 @@ class TuneResult:
 
 
 def tune_from_rows(rows: Sequence[dict[str, Any]], *, style: str, mode: str, margin: float,
-                   seconds: float = 0.0, cancelled: bool = False) -> TuneResult:
+                   seconds: float = 0.0, cancelled: bool = False, repetition_guard: bool = True) -> TuneResult:
     """Summarise a small sweep's rows into a TuneResult (the pure half of `tune`)."""
     summary = [r for r in summarize(rows) if r["mode"] == mode]
     try:
-        proposed = propose_lam(summary, margin) if summary else None
+        proposed = propose_lam(summary, margin, repetition_guard=repetition_guard) if summary else None
     except ValueError:
         proposed = None
     first = rows[0]["prompt"] if rows else None
@@ -594,7 +604,8 @@ def tune_from_rows(rows: Sequence[dict[str, Any]], *, style: str, mode: str, mar
 
 def tune(lm: Any, store: Any, style_name: str, *, prompts: Sequence[str] | None = None,
          lams: Sequence[float] = TUNE_LAMS, mode: str = "dense", max_new_tokens: int = 48, margin: float = 0.25,
-         n_prompts: int = 4, budget_bits: float = 0.05, priors: tuple[Any, Any] | None = None,
+         n_prompts: int = 4, budget_bits: float = 0.05, repetition_guard: bool = True,
+         priors: tuple[Any, Any] | None = None,
          backend: SweepBackend | None = None, progress: Progress | None = None,
          cancel: threading.Event | None = None) -> TuneResult:
     """A small greedy sweep for one style (all rows in one batch) and the lambda it proposes.
@@ -625,4 +636,5 @@ def tune(lm: Any, store: Any, style_name: str, *, prompts: Sequence[str] | None 
                               seconds=time.perf_counter() - t0, cancelled=True)
     if progress:
         progress(total, total)
-    return tune_from_rows(rows, style=style_name, mode=mode, margin=margin, seconds=time.perf_counter() - t0)
+    return tune_from_rows(rows, style=style_name, mode=mode, margin=margin, seconds=time.perf_counter() - t0,
+                          repetition_guard=repetition_guard)

@@ -191,6 +191,19 @@ def test_proposed_lambda_rule() -> None:
         propose_lam(summary[1:], 0.25)
 
 
+def test_repetition_guard() -> None:
+    summary = [
+        {"mode": "dense", "lam": 0.0, "base_ppl_median": 10.0, "heldout_style_ppl_median": 100.0,
+         "distinct_2_median": 0.8},
+        {"mode": "dense", "lam": 0.3, "base_ppl_median": 11.0, "heldout_style_ppl_median": 80.0,
+         "distinct_2_median": 0.6},  # exactly (1 - 0.25) x 0.8
+        {"mode": "dense", "lam": 0.9, "base_ppl_median": 9.0, "heldout_style_ppl_median": 40.0,
+         "distinct_2_median": 0.3},  # a repetition loop: fluent-looking, and style-like
+    ]
+    assert propose_lam(summary, 0.25) == 0.3
+    assert propose_lam(summary, 0.25, repetition_guard=False) == 0.9
+
+
 def test_pareto_front() -> None:
     pts = [ParetoPoint("dense", 0.0, 10, 100), ParetoPoint("dense", 0.1, 12, 80), ParetoPoint("dense", 0.2, 15, 85),
            ParetoPoint("paper", 0.1, 9, 120), ParetoPoint("paper", 0.2, 20, 60)]
