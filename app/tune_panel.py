@@ -46,8 +46,8 @@ class TunePanel(QWidget):
         self.margin_box.setRange(0.0, 2.0)
         self.margin_box.setSingleStep(0.05)
         self.margin_box.setValue(0.25)
-        self.margin_box.setToolTip("How much worse than λ = 0 the fluency (median base PPL) may get, "
-                                   "as a fraction (0.25 = 25%)")
+        self.margin_box.setToolTip("How far from λ = 0 the proposal may go, as a fraction (0.25 = 25%): median "
+                                   "base PPL up to 1.25x, and distinct-2 down to 0.75x (repetition loops)")
         self.prompts_box = QSpinBox()
         self.prompts_box.setRange(1, 20)
         self.prompts_box.setValue(4)
@@ -167,6 +167,8 @@ class TunePanel(QWidget):
         note = "" if lam > 0 else " (no λ > 0 beat λ = 0 within the margin)"
         self.result_label.setText(f"Proposed λ = {lam:g}{detail}{note}. "
                                   f"{len(result.rows)} λ values, {result.seconds:.0f} s.")
+        sample = result.texts.get(lam)
+        self.result_label.setToolTip(f"First prompt at λ = {lam:g}:\n{sample}" if sample else "")
         self.apply_button.setText(f"Use λ = {lam:g}")
         self.apply_button.setEnabled(not self._busy)
 
