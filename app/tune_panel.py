@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from engine.plots import draw_pareto
+from engine.plots import draw_pareto, repetitive
 from engine.sweep import TuneResult
 from engine.types import MODES
 
@@ -137,7 +137,8 @@ class TunePanel(QWidget):
         self._axes.clear()
         proposed = (result.mode, result.proposed_lam) if result.proposed_lam is not None else None
         if result.pareto:
-            draw_pareto(self._axes, result.pareto, proposed=proposed)
+            draw_pareto(self._axes, result.pareto, proposed=proposed,
+                        repetitive=repetitive(result.rows, result.margin))
             zero = next((p for p in result.pareto if p.lam == 0.0), None)
             if zero is not None:
                 # The proposal rule's fluency limit: points right of this line are not proposed.

@@ -85,10 +85,24 @@ def _metric_axes(ax: Any, summary: Sequence[dict[str, Any]], metric: str, *, log
         ax.legend(fontsize=7)
 
 
+def repetitive(summary: Sequence[dict[str, Any]], drop: float = 0.25) -> set[tuple[str, float]]:
+    """(mode, lambda) whose median distinct-2 fell more than `drop` below that mode's lambda = 0:
+    the repetition loops of the paper's collapse, which base PPL does not show."""
+    zero = {r["mode"]: r.get("distinct_2_median") for r in summary if float(r["lam"]) == 0.0}
+    out = set()
+    for r in summary:
+        z, d = zero.get(r["mode"]), r.get("distinct_2_median")
+        if z is not None and d is not None and d < (1 - drop) * z - 1e-9:
+            out.add((r["mode"], float(r["lam"])))
+    return out
+
+
 def draw_pareto(ax: Any, points: Sequence[ParetoPoint], *, proposed: tuple[str, float] | None = None,
-                baseline: ParetoPoint | None = None, label_lams: bool = True) -> None:
+                baseline: ParetoPoint | None = None, label_lams: bool = True,
+                repetitive: set[tuple[str, float]] | None = None) -> None:
     """Base PPL (x) vs held-out style PPL (y), one line per mode in lambda order, each point labelled
-    with its lambda; the non-dominated points (over all modes) ringed in black. Shared with the app."""
+    with its lambda; the non-dominated points (over all modes) ringed in black, and the `repetitive`
+    ones (mode, lambda) crossed out. Shared with the app."""
     modes = [m for m in MODES if any(p.mode == m for p in points)]
     modes += sorted({p.mode for p in points} - set(modes))
     xs: list[float] = []
@@ -104,6 +118,10 @@ def draw_pareto(ax: Any, points: Sequence[ParetoPoint], *, proposed: tuple[str, 
             for p in pts:
                 ax.annotate(f"{p.lam:g}", (p.base_ppl, p.heldout_style_ppl), textcoords="offset points",
                             xytext=(4, 3), fontsize=7, color=COLORS.get(mode, "black"))
+    loops = [p for p in points if repetitive and (p.mode, p.lam) in repetitive]
+    if loops:
+        ax.plot([p.base_ppl for p in loops], [p.heldout_style_ppl for p in loops], "x", color="black", markersize=7,
+                label="repetition (distinct-2 fell)")
     front = pareto_front(list(points))
     if front:
         ax.plot([p.base_ppl for p in front], [p.heldout_style_ppl for p in front], "o", markersize=9,
@@ -159,7 +177,8 @@ def plot_summary(summary: Sequence[dict[str, Any]], out_dir: Path | str, *, titl
     fig, (ax,) = _new_figure()
     sweep_rows = [r for r in summary if r["mode"] != PROMPT_MODE]
     base_pts = summary_points([r for r in summary if r["mode"] == PROMPT_MODE])
-    draw_pareto(ax, summary_points(sweep_rows), baseline=base_pts[0] if base_pts else None)
+    draw_pareto(ax, summary_points(sweep_rows), baseline=base_pts[0] if base_pts else None,
+                repetitive=repetitive(sweep_rows))
     save(fig, "pareto.png", "Fluency vs style, medians over prompts")
 
     fig, (a1, a2) = _new_figure(2)
