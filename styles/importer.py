@@ -25,7 +25,7 @@ ORDERS = (1, 2, 3)
 BATCH_CHARS = 1 << 20
 # Buffered n-gram keys are reduced to (key, count) pairs beyond this many, so
 # memory follows the number of distinct n-grams, not the size of the input.
-COMPACT_AT = 8_000_000
+COMPACT_AT = 4_000_000
 
 
 # --------------------------------------------------------------------------- records
