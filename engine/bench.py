@@ -20,23 +20,15 @@ BENCH_PROMPT = "The evening air carried a quiet sense of anticipation"
 BENCH_STYLE_FILE = "sherlock_holmes.txt"
 
 
-def _counts_from_ids(ids: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    counts = {}
-    for n in (1, 2, 3):
-        grams = np.lib.stride_tricks.sliding_window_view(ids, n)
-        uniq, cnt = np.unique(grams, axis=0, return_counts=True)
-        counts[n] = (uniq[:, :-1], uniq[:, -1], cnt)
-    return counts
-
-
 def bench_prior(lm: LoadedModel, corpora_dir: Path | None) -> Any:
     """A style prior for the benchmark: a corpus from ../shared/corpora, or the prompt itself when absent."""
+    from styles.importer import count_ngrams
     from styles.prior import StylePrior
 
     path = corpora_dir / BENCH_STYLE_FILE if corpora_dir is not None else None
     text = path.read_text(encoding="utf-8") if path is not None and path.is_file() else BENCH_PROMPT * 50
     ids = np.asarray(lm.tokenizer(text)["input_ids"], dtype=np.int64)
-    return StylePrior.from_counts(_counts_from_ids(ids), vocab_size=lm.vocab_size,
+    return StylePrior.from_counts(count_ngrams([ids], lm.vocab_size), vocab_size=lm.vocab_size,
                                   tokenizer_fingerprint=lm.fingerprint, device=lm.device)
 
 

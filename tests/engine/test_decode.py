@@ -12,6 +12,7 @@ import torch
 from engine.decode import PromptError, TextTracker, compare_stream, generate_batch, stream
 from engine.steering import StyleSteeringProcessor
 from engine.types import SamplingConfig
+from styles.importer import count_ngrams
 from styles.prior import StylePrior
 
 pytestmark = pytest.mark.model
@@ -23,11 +24,7 @@ PROMPT = "The evening air carried a quiet sense of anticipation"
 def sherlock_prior(demo_lm, corpora_dir):
     text = (corpora_dir / "sherlock_holmes.txt").read_text(encoding="utf-8")[:200_000]
     ids = np.array(demo_lm.tokenizer(text)["input_ids"], dtype=np.int64)
-    counts = {}
-    for n in (1, 2, 3):
-        grams = np.lib.stride_tricks.sliding_window_view(ids, n)
-        uniq, cnt = np.unique(grams, axis=0, return_counts=True)
-        counts[n] = (uniq[:, :-1], uniq[:, -1], cnt)
+    counts = count_ngrams([ids], demo_lm.vocab_size)
     return StylePrior.from_counts(counts, vocab_size=demo_lm.vocab_size, tokenizer_fingerprint=demo_lm.fingerprint)
 
 
