@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
+import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from PySide6.QtCore import QEvent, QMimeData, QPoint, Qt, Signal
-from PySide6.QtGui import (QColor, QFont, QKeyEvent, QKeySequence, QMouseEvent, QPalette, QTextCharFormat,
-                           QTextCursor, QTextDocument, QTextFormat)
+from PySide6.QtGui import (QColor, QFont, QKeyEvent, QKeySequence, QMouseEvent, QPalette, QSyntaxHighlighter,
+                           QTextCharFormat, QTextCursor, QTextDocument, QTextFormat)
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
 from app import palette
@@ -57,6 +59,29 @@ class _Accepted:
         self.spans, self.steps = keep_spans, keep_steps
 
 
+class _TintHighlighter(QSyntaxHighlighter):
+    """Paints each generated token's JS tint as a layout format: one drawing pass, not in the
+    document (no undo entries, never inherited by typed text), unlike one ExtraSelection per
+    token, which Qt redraws line by line for every selection."""
+
+    def __init__(self, editor: "Editor") -> None:
+        super().__init__(editor.document())
+        self._editor = editor
+
+    def highlightBlock(self, text: str) -> None:
+        ed = self._editor
+        if not ed._show_tints:
+            return
+        block = self.currentBlock()
+        b0 = block.position()
+        b1 = b0 + block.length()
+        for start, end, step in ed._spans(b0, b1):
+            fmt = ed._tint_format(step.js_bits)
+            if fmt is not None:
+                a = max(start, b0)
+                self.setFormat(a - b0, min(end, b1) - a, fmt)
+
+
 class Editor(QPlainTextEdit):
     """QPlainTextEdit for prose with a ghost-text completion after the cursor."""
 
@@ -92,16 +117,66 @@ class Editor(QPlainTextEdit):
         self._hovered: TokenRef | None = None
         self._ours = False  # True while we edit the document ourselves
         self.cursorPositionChanged.connect(self._on_cursor_moved)
+        # Connected before the highlighter's own handler, so spans move before it repaints.
         self.document().contentsChange.connect(self._on_contents_change)
+        self._fmt_cache: dict[tuple[float, bool], QTextCharFormat | None] = {}
+        self._highlighter = _TintHighlighter(self)
 
     # --- appearance --------------------------------------------------------------
     def set_dark(self, dark: bool) -> None:
         self._dark = dark
-        self._refresh_tints()
+        self._highlighter.rehighlight()
 
     def set_show_tints(self, on: bool) -> None:
         self._show_tints = on
+        self._highlighter.rehighlight()
         self._refresh_tints()
+
+    def _tint_format(self, js_bits: float) -> QTextCharFormat | None:
+        """The tint for a JS value, cached by its place on the legend (streams call this a lot)."""
+        key = (round(palette.scale(js_bits), 3) if js_bits >= palette.JS_ZERO_BITS else -1.0, self._dark)
+        fmt = self._fmt_cache.get(key, False)
+        if fmt is False:
+            color = palette.tint(js_bits, self._dark)
+            fmt = None
+            if color is not None:
+                fmt = QTextCharFormat()
+                fmt.setBackground(color)
+            self._fmt_cache[key] = fmt
+        return fmt  # type: ignore[return-value]
+
+    def _spans(self, lo: int, hi: int):
+        """(start, end, step) of generated tokens overlapping [lo, hi), without building TokenRefs."""
+        for run in self._runs:
+            for (a, b), step in zip(run.spans, run.steps):
+                if step is not None and b > lo and a < hi:
+                    yield a, b, step
+        g = self._ghost_start
+        if g is not None and self._ghost_offsets:
+            offsets = self._ghost_offsets
+            total = u16len(self._ghost_text)
+            i = max(0, bisect.bisect_right(offsets, lo - g) - 1)
+            while i < len(offsets):
+                a = g + offsets[i]
+                if a >= hi:
+                    break
+                b = g + (offsets[i + 1] if i + 1 < len(offsets) else total)
+                step = self._ghost_steps[i]
+                if step is not None and b > lo:
+                    yield a, b, step
+                i += 1
+
+    def _rehighlight(self, start: int, end: int) -> None:
+        """Repaint the tints of the blocks between two positions."""
+        doc = self.document()
+        last = max(0, doc.characterCount() - 1)
+        block = doc.findBlock(min(max(0, start), last))
+        stop = doc.findBlock(min(max(0, end), last))
+        while block.isValid():
+            self._highlighter.rehighlightBlock(block)
+            if block == stop:
+                break
+            block = block.next()
 
     def show_tints(self) -> bool:
         return self._show_tints
@@ -175,15 +250,15 @@ class Editor(QPlainTextEdit):
             self._ghost_offsets.append(offset)
             offset += u16len(piece)
         if chunk:
-            self._insert_ghost_chunk(chunk, first=not self._ghost_text)
+            at = self._ghost_start + u16len(self._ghost_text)
+            first = not self._ghost_text
+            # The spans include the chunk before it lands: the highlighter tints it as it arrives.
             self._ghost_text += chunk
-        self._refresh_tints()
+            self._insert_ghost_chunk(chunk, at, first)
 
-    def _insert_ghost_chunk(self, chunk: str, first: bool) -> None:
-        assert self._ghost_start is not None
+    def _insert_ghost_chunk(self, chunk: str, at: int, first: bool) -> None:
         user = self.textCursor()
         anchor, pos = user.anchor(), user.position()
-        at = self._ghost_start + u16len(self._ghost_text)
         cur = QTextCursor(self.document())
         cur.setPosition(at)
         self._ours = True
@@ -227,6 +302,7 @@ class Editor(QPlainTextEdit):
         self._ghost_steps = []
         self._ghost_offsets = []
         self._hovered = None
+        self._rehighlight(start, start)
         return text, steps, offsets
 
     def discard_ghost(self) -> bool:
@@ -260,6 +336,7 @@ class Editor(QPlainTextEdit):
             spans = [[start + offsets[i], start + (offsets[i + 1] if i + 1 < len(offsets) else u16len(text))]
                      for i in range(n)]
             self._runs.append(_Accepted(spans, steps[:n]))
+            self._rehighlight(start, start + cut)
             end = QTextCursor(self.document())
             end.setPosition(start + cut)
             self.setTextCursor(end)
@@ -314,6 +391,7 @@ class Editor(QPlainTextEdit):
         cur.beginEditBlock()
         cur.removeSelectedText()
         cur.endEditBlock()
+        self._rehighlight(start, start)
         place = QTextCursor(self.document())
         place.setPosition(start)
         self.setTextCursor(place)
@@ -322,6 +400,7 @@ class Editor(QPlainTextEdit):
 
     def clear_runs(self) -> None:
         self._runs = []
+        self._highlighter.rehighlight()
         self._refresh_tints()
 
     # --- tokens: lookup and tint -------------------------------------------------------
@@ -350,26 +429,21 @@ class Editor(QPlainTextEdit):
         return None
 
     def _refresh_tints(self) -> None:
+        """The hovered token's underline: the one ExtraSelection (tints are the highlighter's)."""
         selections = []
-        if self._show_tints:
-            for t in self.tokens():
-                if t.step is None:
-                    continue
-                color = palette.tint(t.step.js_bits, self._dark)
-                if color is None and not (self._hovered and self._hovered.start == t.start):
-                    continue
-                sel = QTextEdit.ExtraSelection()
-                c = QTextCursor(self.document())
-                c.setPosition(t.start)
-                c.setPosition(t.end, QTextCursor.MoveMode.KeepAnchor)
-                sel.cursor = c
-                fmt = QTextCharFormat()
-                if color is not None:
-                    fmt.setBackground(color)
-                if self._hovered is not None and self._hovered.start == t.start and self._hovered.end == t.end:
-                    fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
-                sel.format = fmt
-                selections.append(sel)
+        ref = self._hovered
+        if ref is not None and ref.end > ref.start:
+            sel = QTextEdit.ExtraSelection()
+            c = QTextCursor(self.document())
+            last = max(0, self.document().characterCount() - 1)
+            c.setPosition(min(ref.start, last))
+            c.setPosition(min(ref.end, last), QTextCursor.MoveMode.KeepAnchor)
+            sel.cursor = c
+            fmt = QTextCharFormat()
+            fmt.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+            fmt.setUnderlineColor(self.palette().color(QPalette.ColorRole.Text))
+            sel.format = fmt
+            selections.append(sel)
         self.setExtraSelections(selections)
 
     def _set_hovered(self, ref: TokenRef | None) -> None:

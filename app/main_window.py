@@ -9,6 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from app.backend import (Backend, Cancelled, ImportReport, ModelInfo, SteerParams, StyleInfo,

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+import app.qtfix  # noqa: F401  (PySide6 refcount guard, before Qt is used)
 from PySide6.QtCore import QSettings
 
 from app.fake_engine import FakeBackend, FakeOptions
