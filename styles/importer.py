@@ -262,6 +262,14 @@ def count_ngrams(docs: Iterable[Sequence[int] | np.ndarray], vocab_size: int | N
 _FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
 
 
+def remember_fingerprint(tokenizer: Any, fingerprint: str) -> None:
+    """Record a fingerprint already computed elsewhere (e.g. when the model was loaded)."""
+    try:
+        _FINGERPRINTS[tokenizer] = (len(tokenizer), fingerprint)
+    except TypeError:  # not weak-referenceable: it will be computed per import
+        pass
+
+
 def _fingerprint(tokenizer: Any) -> str:
     size = len(tokenizer)  # added tokens change the vocabulary, and the length with it
     try:
