@@ -770,6 +770,8 @@ class MainWindow(QMainWindow):
 
     # --- closing -------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
+        # A pending suggestion is not the user's text: it neither asks to be saved nor survives.
+        self._stop_and_discard()
         if not self._confirm_discard():
             event.ignore()
             return
