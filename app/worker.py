@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from app.backend import (Backend, Cancelled, ImportReport, ModelInfo, SteerParam
                          UserFacingError)
 from engine.types import SamplingConfig
 
+_LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()  # every Worker made (tests check none is left running)
 _ORPHANS: list[tuple[QThread, QObject]] = []  # worker threads still busy at shutdown
 _FLUSH_S = 0.03  # batch yielded items for this long: ~30 repaints/s at most
 _PROGRESS_S = 0.05
@@ -168,6 +170,7 @@ class Worker(QObject):
         self._core.cancelled.connect(self._on_cancelled)
         self._core.notice.connect(self.notice)
         self._thread.start()
+        _LIVE.add(self)
         self._closed = False
         self.model: ModelInfo | None = None
         self.submit("open", lambda ctx: ctx.backend.open())
@@ -384,3 +387,15 @@ class Worker(QObject):
     def tune(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
         return self.submit("tune", lambda ctx: ctx.backend.tune(
             style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
+
+
+def running_workers() -> list[Worker]:
+    """Workers whose thread is still running (a test must not leave one behind)."""
+    out = []
+    for w in list(_LIVE):
+        try:
+            if w.thread.isRunning():
+                out.append(w)
+        except RuntimeError:  # the C++ side is already gone
+            continue
+    return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,14 +28,15 @@ def private_settings(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.fixture(autouse=True)
 def no_leftover_threads() -> Iterator[None]:
-    """Fail a test that leaves a worker thread running (the QThread is a Python-visible thread)."""
-    before = {t.ident for t in threading.enumerate()}
-    yield
-    from PySide6.QtCore import QThread  # noqa: F401  (Qt threads are checked through the worker)
+    """Fail a test that leaves a worker thread running (windows must shut their worker down)."""
+    from app.worker import running_workers
 
-    leftover = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()
-                and t.name.startswith("stylesteer")]
-    assert not leftover, f"threads left running: {leftover}"
+    before = set(map(id, running_workers()))
+    yield
+    leftover = [w for w in running_workers() if id(w) not in before]
+    for w in leftover:
+        w.shutdown()  # so one failure does not cascade into the next tests
+    assert not leftover, f"{len(leftover)} worker thread(s) left running"
 
 
 @pytest.fixture
