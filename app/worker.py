@@ -10,9 +10,9 @@ an error with no handler goes to `unhandledError`, never into the void.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
-import weakref
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -27,7 +27,9 @@ from app.backend import (Backend, Cancelled, ImportReport, ModelInfo, SteerParam
                          UserFacingError)
 from engine.types import SamplingConfig
 
-_LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()  # every Worker made (tests check none is left running)
+# Every worker thread, held until it has finished: a QThread destroyed while running aborts the
+# process, which would happen if a Worker were dropped without shutdown().
+_THREADS: set[QThread] = set()
 _ORPHANS: list[tuple[QThread, QObject]] = []  # worker threads still busy at shutdown
 _FLUSH_S = 0.03  # batch yielded items for this long: ~30 repaints/s at most
 _PROGRESS_S = 0.05
@@ -169,8 +171,9 @@ class Worker(QObject):
         self._core.errored.connect(self._on_errored)
         self._core.cancelled.connect(self._on_cancelled)
         self._core.notice.connect(self.notice)
+        _THREADS.add(self._thread)
+        self._thread.finished.connect(lambda t=self._thread: _THREADS.discard(t))
         self._thread.start()
-        _LIVE.add(self)
         self._closed = False
         self.model: ModelInfo | None = None
         self.submit("open", lambda ctx: ctx.backend.open())
@@ -389,13 +392,14 @@ class Worker(QObject):
             style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
 
 
-def running_workers() -> list[Worker]:
-    """Workers whose thread is still running (a test must not leave one behind)."""
-    out = []
-    for w in list(_LIVE):
-        try:
-            if w.thread.isRunning():
-                out.append(w)
-        except RuntimeError:  # the C++ side is already gone
-            continue
-    return out
+def running_threads() -> list[QThread]:
+    """Worker threads still running (a test must not leave one behind)."""
+    return [t for t in list(_THREADS) if t.isRunning()]
+
+
+@atexit.register
+def _stop_threads() -> None:
+    """At exit, stop worker threads nobody shut down, rather than abort in QThread's destructor."""
+    for t in running_threads():
+        t.quit()
+        t.wait(5000)

@@ -29,13 +29,14 @@ def private_settings(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def no_leftover_threads() -> Iterator[None]:
     """Fail a test that leaves a worker thread running (windows must shut their worker down)."""
-    from app.worker import running_workers
+    from app.worker import running_threads
 
-    before = set(map(id, running_workers()))
+    before = set(map(id, running_threads()))
     yield
-    leftover = [w for w in running_workers() if id(w) not in before]
-    for w in leftover:
-        w.shutdown()  # so one failure does not cascade into the next tests
+    leftover = [t for t in running_threads() if id(t) not in before]
+    for t in leftover:  # stop them, so one failure does not cascade into the next tests
+        t.quit()
+        t.wait(5000)
     assert not leftover, f"{len(leftover)} worker thread(s) left running"
 
 
