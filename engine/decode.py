@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import (
     DynamicCache,
@@ -19,7 +20,7 @@ from transformers import (
 
 from engine.models import LoadedModel
 from engine.prior import Prior
-from engine.steering import StyleSteeringProcessor, js_bits_from_logits
+from engine.steering import LN2, StyleSteeringProcessor, js_bits_from_logits
 from engine.types import Alternative, SamplingConfig, Summary, TokenStep
 
 ANCHOR_TOKENS = 4  # prompt tokens decoded with the continuation so leading spaces come out right
@@ -212,11 +213,28 @@ class _AltText:
         return text
 
 
-def _top(probs: torch.Tensor, k: int, alt_text: _AltText) -> list[Alternative]:
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    shifted = z - z.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+def _js_bits(lp: np.ndarray, lq: np.ndarray) -> float:
+    """JS divergence in bits from two log-distributions (NumPy: one vector per token is too small for threads)."""
+    lm = np.logaddexp(lp, lq) - LN2
+    js = 0.5 * float(np.dot(np.exp(lp), lp - lm)) + 0.5 * float(np.dot(np.exp(lq), lq - lm))
+    return max(js, 0.0) / LN2
+
+
+def _top(logp: np.ndarray, k: int, alt_text: _AltText) -> list[Alternative]:
     if k <= 0:
         return []
-    p, i = probs.topk(k)
-    return [(int(t), alt_text(int(t)), float(q)) for t, q in zip(i.tolist(), p.tolist())]
+    idx = np.argpartition(logp, -k)[-k:]
+    idx = idx[np.argsort(-logp[idx], kind="stable")]
+    return [(int(t), alt_text(int(t)), float(np.exp(logp[t]))) for t in idx]
+
+
+def _row(t: torch.Tensor, row: int) -> np.ndarray:
+    return t[row].detach().to("cpu", torch.float32).numpy()
 
 
 @dataclass
@@ -240,22 +258,18 @@ def _record(state: _SideState, step: _Step, row: int, sampling: SamplingConfig, 
     state.token_ids.append(token)
     piece = state.tracker.push(token)
     lam = step.lams[row] if steered_row else 0.0
+    steered = steered_row and lam > 0
     if sampling.diagnostics:
-        base_p = torch.softmax(step.base[row], dim=-1)
-        if steered_row and lam > 0:
-            steered_p = torch.softmax(step.steered[row], dim=-1)
-            js = float(js_bits_from_logits(step.base[row:row + 1], step.steered[row:row + 1])[0])
-        else:
-            steered_p, js = base_p, 0.0
+        lp = _log_softmax(_row(step.base, row))
+        lq = _log_softmax(_row(step.steered, row)) if steered else lp
+        js = _js_bits(lp, lq) if steered else 0.0
         k = sampling.n_alternatives
-        top_base = _top(base_p, k, alt_text)
-        top_steered = top_base if steered_p is base_p else _top(steered_p, k, alt_text)
-        rec = TokenStep(state.side, step.index, token, piece, float(base_p[token]), float(steered_p[token]),
+        top_base = _top(lp, k, alt_text)
+        top_steered = _top(lq, k, alt_text) if steered else top_base
+        rec = TokenStep(state.side, step.index, token, piece, float(np.exp(lp[token])), float(np.exp(lq[token])),
                         js, lam, top_base, top_steered)
     else:
-        js = 0.0
-        if steered_row and lam > 0:
-            js = float(js_bits_from_logits(step.base[row:row + 1], step.steered[row:row + 1])[0])
+        js = _js_bits(_log_softmax(_row(step.base, row)), _log_softmax(_row(step.steered, row))) if steered else 0.0
         rec = TokenStep(state.side, step.index, token, piece, float("nan"), float("nan"), js, lam)
     state.js.append(rec.js_bits)
     state.steps.append(rec)

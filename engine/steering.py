@@ -110,9 +110,9 @@ class StyleSteeringProcessor(LogitsProcessor):
         if self.mode == "budget":
             lams = self._budgeted(scores, term, lams)
         self.last_lams = lams
-        out = scores + lams.to(scores.dtype)[:, None] * term
-        # Guard sampling: a non-finite value can only come from non-finite input logits.
-        return torch.where(torch.isfinite(out) | ~torch.isfinite(scores), out, scores)
+        # The prior's terms are finite by contract (smoothed log-probabilities), so the sum
+        # is finite wherever the model's logits are.
+        return torch.addcmul(scores, lams.to(scores.dtype)[:, None], term)
 
     def _budgeted(self, scores: torch.Tensor, term: torch.Tensor, lams: torch.Tensor) -> torch.Tensor:
         """Per row, the largest lam_t in [0, lam] with JS(base, base + lam_t * term) <= budget (bisection)."""
