@@ -6,12 +6,12 @@ import threading
 import time
 
 import pytest
-from PySide6.QtCore import QElapsedTimer, QTimer
 
 from app.backend import SteerParams, UserFacingError
 from app.fake_engine import FakeBackend, FakeOptions
 from app.worker import Worker
 from engine.types import SamplingConfig
+from tests.app.heartbeat import Heartbeat
 
 
 @pytest.fixture
@@ -84,28 +84,16 @@ def test_items_are_batched(qtbot, worker: Worker) -> None:
     assert len(batches) < 200  # not one signal per item
 
 
-def measure_max_gap(qtbot, busy: callable, run: callable, timeout: int = 60000) -> float:
-    """Longest interval (ms) between 10 ms heartbeats on the GUI thread while `run` keeps the worker busy."""
-    clock = QElapsedTimer()
-    gaps: list[float] = []
-    last = [0.0]
-
-    def beat() -> None:
-        now = clock.nsecsElapsed() / 1e6
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(beat)
+def measure_max_gap(qtbot, busy, run, timeout: int = 60000) -> float:
+    """Longest gap (ms) between 10 ms heartbeats on the GUI thread while `run` keeps the worker busy."""
+    beat = Heartbeat()
     run()
-    clock.start()
-    timer.start()
+    beat.start()
     qtbot.waitUntil(lambda: not busy(), timeout=timeout)
-    timer.stop()
-    assert len(gaps) > 20, "the heartbeat did not run"
-    print(f"\nheartbeats: {len(gaps)}, longest gaps (ms): {sorted(gaps[1:], reverse=True)[:5]}")
-    return max(gaps[1:])
+    worst = beat.stop()
+    assert len(beat.gaps) > 20, "the heartbeat did not run"
+    print(f"\nheartbeats: {len(beat.gaps)}, longest gaps (ms): {beat.worst(5)}")
+    return worst
 
 
 def test_gui_never_stalls_while_the_worker_streams(qtbot) -> None:
