@@ -15,6 +15,7 @@ from app import palette
 from engine.types import TokenStep
 
 PROMPT_MAX_CHARS = 6000  # the model sees at most this much text before the cursor
+MAX_TINTED_RUNS = 50  # accepted completions that keep their tints and stay inspectable
 
 
 def u16len(s: str) -> int:
@@ -336,6 +337,13 @@ class Editor(QPlainTextEdit):
             spans = [[start + offsets[i], start + (offsets[i + 1] if i + 1 < len(offsets) else u16len(text))]
                      for i in range(n)]
             self._runs.append(_Accepted(spans, steps[:n]))
+            if len(self._runs) > MAX_TINTED_RUNS:
+                # Older completions lose their tints, so hover and repaint costs stay bounded.
+                for run in self._runs[: len(self._runs) - MAX_TINTED_RUNS]:
+                    if run.spans:
+                        lo, hi = run.spans[0][0], run.spans[-1][1]
+                        run.spans, run.steps = [], []  # emptied, not removed: TokenRef.run stays valid
+                        self._rehighlight(lo, hi)
             self._rehighlight(start, start + cut)
             end = QTextCursor(self.document())
             end.setPosition(start + cut)

@@ -157,3 +157,16 @@ def test_none_survives_many_qt_calls(editor: Editor) -> None:
     for _ in range(300):
         editor._refresh_tints()
     assert sys.version_info >= (3, 12) or sys.getrefcount(None) > 1 << 30
+
+
+def test_only_recent_completions_keep_tints(editor: Editor) -> None:
+    from app.editor import MAX_TINTED_RUNS
+
+    for i in range(MAX_TINTED_RUNS + 2):
+        editor.begin_ghost()
+        editor.append_ghost([step(0, f" w{i}", js=0.2)])
+        editor.accept_ghost()
+    texts = [t.step.text for t in editor.tokens()]
+    assert len(texts) == MAX_TINTED_RUNS and " w0" not in texts and f" w{MAX_TINTED_RUNS + 1}" in texts
+    block = editor.document().firstBlock()
+    assert len([r for r in block.layout().formats()]) == MAX_TINTED_RUNS
