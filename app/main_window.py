@@ -209,7 +209,7 @@ class MainWindow(QMainWindow):
             act.setShortcut(QKeySequence(shortcut))
         if tip:
             act.setStatusTip(tip)
-        act.triggered.connect(slot)
+        act.triggered.connect(lambda _checked=False: slot())  # never pass `checked` as an argument
         menu.addAction(act)
         return act
 

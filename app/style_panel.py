@@ -89,9 +89,9 @@ class StylePanel(QWidget):
         self.more_button.setAccessibleName("More style actions")
         self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         more = QMenu(self.more_button)
-        more.addAction("Details and documents…", self.show_details)
-        more.addAction("Export style to a file…", self.export_selected)
-        more.addAction("Import a style file…", self.import_style_file)
+        more.addAction("Details and documents…", lambda: self.show_details())
+        more.addAction("Export style to a file…", lambda: self.export_selected())
+        more.addAction("Import a style file…", lambda: self.import_style_file())
         self.more_button.setMenu(more)
         for b in (self.rebuild_button, self.rename_button, self.delete_button, self.more_button):
             row2.addWidget(b)
@@ -122,7 +122,7 @@ class StylePanel(QWidget):
         b = QPushButton(text)
         b.setToolTip(tip)
         b.setAccessibleName(text.rstrip("…"))
-        b.clicked.connect(slot)
+        b.clicked.connect(lambda _checked=False: slot())  # never pass `checked` as an argument
         return b
 
     # --- list --------------------------------------------------------------------

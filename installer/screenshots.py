@@ -43,6 +43,7 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=48)
     parser.add_argument("--lam", type=float, default=0.5)
     parser.add_argument("--theme", default="light", choices=("light", "dark", "system"))
+    parser.add_argument("--suffix", default="", help="added to the file names, e.g. _dark")
     args = parser.parse_args()
     corpus = corpora_dir() / args.corpus
     if not corpus.is_file():
@@ -102,7 +103,7 @@ def main() -> int:
     if tokens:
         win.editor.hover_token(max(tokens, key=lambda t: t.step.js_bits))
     settle(app)
-    main_png = args.out / "main_window.png"
+    main_png = args.out / f"main_window{args.suffix}.png"
     win.grab().save(str(main_png))
     print(f"screenshots: wrote {main_png}", flush=True)
 
@@ -115,7 +116,7 @@ def main() -> int:
     if win.errors:
         raise SystemExit(f"screenshots: {win.errors[-1]}")
     settle(app)
-    compare_png = args.out / "compare_view.png"
+    compare_png = args.out / f"compare_view{args.suffix}.png"
     win.compare_dialog.grab().save(str(compare_png))
     print(f"screenshots: wrote {compare_png}", flush=True)
 

@@ -2,7 +2,8 @@
 # Start the real app under Xvfb, import a corpus as a style, generate a steered completion and
 # save screenshots of the main window and the compare view into docs/screenshots/.
 #
-#   installer/screenshots.sh            (uses .venv/ if present, else the python on PATH)
+#   installer/screenshots.sh                         (uses .venv/ if present, else the python on PATH)
+#   installer/screenshots.sh --theme dark --suffix _dark
 #
 # The app runs with a throwaway data folder, so the user's styles and settings are untouched.
 set -euo pipefail

@@ -481,3 +481,34 @@ def test_window_stays_responsive_while_a_busy_engine_streams(qtbot, fake_backend
     win.stop_generation()
     win.editor.discard_ghost()
     win.close()
+
+
+def test_buttons_and_menu_items_work_when_clicked(qtbot, window: MainWindow, corpus_files, tmp_path,
+                                                  monkeypatch) -> None:
+    """Through the real buttons and menu actions (their `checked` argument must not leak into slots)."""
+    from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+
+    _type(qtbot, window, "Once")
+    window.controls.max_tokens.setValue(5)
+    _generate_and_wait(qtbot, window)
+    ghost = window.editor.ghost_text()
+    window.accept_action.trigger()
+    assert window.editor.text() == "Once" + ghost and not window.editor.has_ghost()
+
+    panel = window.styles
+    with qtbot.waitSignal(panel.reportReady, timeout=10000):
+        panel.start_import(corpus_files, style="stormy")
+    qtbot.waitUntil(lambda: panel.style_names() == ["stormy"], timeout=5000)
+    panel.select("stormy")
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("gothic", True))
+    panel.rename_button.click()
+    qtbot.waitUntil(lambda: panel.style_names() == ["gothic"], timeout=5000)
+    panel.select("gothic")
+    out = tmp_path / "g.stylesteer"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    next(a for a in panel.more_button.menu().actions() if a.text().startswith("Export")).trigger()
+    qtbot.waitUntil(out.exists, timeout=5000)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    panel.select("gothic")
+    panel.delete_button.click()
+    qtbot.waitUntil(lambda: panel.style_names() == [], timeout=5000)
