@@ -6,7 +6,7 @@ import bisect
 from dataclasses import dataclass
 
 import app.qtfix  # noqa: F401  (before any Qt call: see the module)
-from PySide6.QtCore import QEvent, QMimeData, Qt, Signal
+from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import (QColor, QFont, QKeyEvent, QKeySequence, QMouseEvent, QPalette, QSyntaxHighlighter,
                            QTextCharFormat, QTextCursor, QTextDocument, QTextFormat)
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
@@ -522,16 +522,6 @@ class Editor(QPlainTextEdit):
                 self.stopRequested.emit()
                 self.discard_ghost()
         super().keyPressEvent(event)
-
-    def event(self, e: QEvent) -> bool:
-        # Take Tab/Esc/Ctrl+Right before any shortcut while a suggestion is showing.
-        if e.type() == QEvent.Type.ShortcutOverride and self._ghost_start is not None:
-            ke = e  # type: ignore[assignment]
-            if ke.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Escape) or (
-                    ke.key() == Qt.Key.Key_Right and ke.modifiers() & Qt.KeyboardModifier.ControlModifier):
-                e.accept()
-                return True
-        return super().event(e)
 
     def insertFromMimeData(self, source: QMimeData) -> None:
         if self._ghost_start is not None:

@@ -288,6 +288,21 @@ class FakeBackend:
     def set_lam(self, lam: float) -> None:
         self.lam = float(lam)  # a float store is atomic under the GIL
 
+    def sweep(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+              cancel: threading.Event) -> str:
+        self._touch("sweep")
+        total = 10
+        for i in range(total):
+            if cancel.is_set():
+                return f"Cancelled after {i} of {total} rows."
+            progress(i, total, "")
+            time.sleep(self.options.token_delay_s)
+        progress(total, total, "")
+        out = Path(params["out_dir"])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.csv").write_text("mode,lam\n", encoding="utf-8")
+        return f"Finished: {total} rows. Results are in {out}."
+
     def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
              cancel: threading.Event) -> Any:
         self._touch("tune")

@@ -11,6 +11,9 @@ from app import palette
 from app.editor import TokenRef
 
 
+MAX_ALTERNATIVES = 8  # buttons per side; the engine sends 5 by default
+
+
 def _show(text: str) -> str:
     """A token's text made visible: spaces and newlines drawn as symbols."""
     return text.replace(" ", "·").replace("\n", "⏎").replace("\t", "→") or "∅"
@@ -104,6 +107,10 @@ class Inspector(QWidget):
         layout.addWidget(hint)
         layout.addStretch(1)
         self.alt_buttons: list[QToolButton] = []
+        self._pools: dict[int, list[QToolButton]] = {}
+        self._empty: dict[int, QLabel] = {}
+        self._fill(self.base_box, [])
+        self._fill(self.steer_box, [])
 
     def token(self) -> TokenRef | None:
         return self._ref
@@ -129,32 +136,43 @@ class Inspector(QWidget):
         self._fill(self.base_box, step.top_base)
         self._fill(self.steer_box, step.top_steered)
 
-    def _fill(self, box: QGroupBox, alts: list) -> None:
-        layout = box.layout()
-        while layout.count():
-            item = layout.takeAt(0)
-            w = item.widget()
-            if w is not None:
-                if w in self.alt_buttons:
-                    self.alt_buttons.remove(w)
-                w.deleteLater()
-        for _tid, text, prob in alts:
-            b = QToolButton()
-            b.setText(f"{_show(text)}   {prob:.3f}")
-            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-            b.setAccessibleName(f"Alternative {text.strip() or repr(text)}, probability {prob:.3f}")
-            b.setToolTip("Regenerate from here with this token")
-            b.setProperty("altText", text)
-            b.clicked.connect(lambda _=False, t=text: self._choose(t))
-            layout.addWidget(b)
-            self.alt_buttons.append(b)
-        if not alts:
+    def _pool(self, box: QGroupBox) -> list[QToolButton]:
+        """The box's buttons, made once: hovering tokens only relabels them (making widgets per
+        hover would cost the GUI thread tens of milliseconds while text streams in)."""
+        pool = self._pools.get(id(box))
+        if pool is None:
+            pool = []
+            layout = box.layout()
+            for _ in range(MAX_ALTERNATIVES):
+                b = QToolButton()
+                b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+                b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+                b.setToolTip("Regenerate from here with this token")
+                b.setAccessibleName("Alternative token")
+                b.clicked.connect(lambda _c=False, b=b: self._choose(b.property("altText")))
+                b.setVisible(False)
+                layout.addWidget(b)
+                pool.append(b)
             empty = QLabel("–")
             layout.addWidget(empty)
+            self._empty[id(box)] = empty
+            self._pools[id(box)] = pool
+        return pool
 
-    def _choose(self, text: str) -> None:
-        if self._ref is not None:
+    def _fill(self, box: QGroupBox, alts: list) -> None:
+        pool = self._pool(box)
+        for b, (_tid, text, prob) in zip(pool, alts[:MAX_ALTERNATIVES]):
+            b.setText(f"{_show(text)}   {prob:.3f}")
+            b.setAccessibleName(f"Alternative {text.strip() or repr(text)}, probability {prob:.3f}")
+            b.setProperty("altText", text)
+            b.setVisible(True)
+        for b in pool[len(alts):]:
+            b.setVisible(False)
+        self._empty[id(box)].setVisible(not alts)
+        self.alt_buttons = [b for p in self._pools.values() for b in p if not b.isHidden()]
+
+    def _choose(self, text: str | None) -> None:
+        if self._ref is not None and text is not None:
             self.alternativeChosen.emit(self._ref, text)
 
     def clear(self) -> None:

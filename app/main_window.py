@@ -85,6 +85,8 @@ class MainWindow(QMainWindow):
         self._load_job: int | None = None
         self._compare_job: int | None = None
         self._tune_job: int | None = None
+        self._sweep_job: int | None = None
+        self.sweep_dialog = None
         self.last_summary = None
 
         self.editor = Editor()
@@ -250,6 +252,10 @@ class MainWindow(QMainWindow):
         self._action(s, "&Import Files…", self.styles.import_files, "Ctrl+I")
         self._action(s, "Import &Folder…", self.styles.import_folder)
         self._action(s, "&Refresh", self.styles.refresh)
+
+        t = mb.addMenu("&Tools")
+        self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
+                     tip="Decode the paper's prompts at every λ for the active style; results and figures")
 
         m = mb.addMenu("&Model")
         self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
@@ -569,6 +575,54 @@ class MainWindow(QMainWindow):
         self._tune_job = self.worker.tune(style, dict(params), on_progress=lambda d, t, _s: panel.set_progress(d, t),
                                           on_done=done, on_error=ended, on_cancelled=ended)
         return self._tune_job
+
+    # --- full sweep ----------------------------------------------------------------------------
+    def open_sweep(self) -> QDialog | None:
+        from app.sweep_dialog import SweepDialog
+        from styles.paths import user_dir
+
+        style = self.styles.active()
+        if not style:
+            self.show_error("Choose a style first: a sweep measures λ against a style.")
+            return None
+        if self.sweep_dialog is None or self.sweep_dialog.style_name != style:
+            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in style)
+            dlg = SweepDialog(style, user_dir() / "sweeps" / safe, self)
+            dlg.runRequested.connect(self.run_sweep)
+            dlg.cancelRequested.connect(lambda: self.worker.cancel(self._sweep_job))
+            self.sweep_dialog = dlg
+        self.sweep_dialog.show()
+        return self.sweep_dialog
+
+    def run_sweep(self, params: dict) -> int | None:
+        dlg = self.sweep_dialog
+        if dlg is None:
+            return None
+        if self.worker.model is None:
+            self.show_error("No model is loaded yet.")
+            return None
+        if not params.get("modes"):
+            self.show_error("Tick at least one steering mode for the sweep.")
+            return None
+        dlg.set_busy(True)
+
+        def done(text: str) -> None:
+            self._sweep_job = None
+            dlg.set_busy(False)
+            dlg.show_result(text)
+            self.statusBar().showMessage(text.split(".")[0], 8000)
+
+        def ended(error: JobError | None = None) -> None:
+            self._sweep_job = None
+            dlg.set_busy(False)
+            dlg.show_result(error.message if error is not None else "Cancelled.")
+            if error is not None:
+                self.show_job_error(error)
+
+        self._sweep_job = self.worker.sweep(dlg.style_name, dict(params),
+                                            on_progress=lambda d, t, _s: dlg.set_progress(d, t),
+                                            on_done=done, on_error=ended, on_cancelled=ended)
+        return self._sweep_job
 
     # --- files ---------------------------------------------------------------------------------
     def _confirm_discard(self) -> bool:

@@ -272,6 +272,10 @@ class RealBackend:
         if proc is not None:
             proc.lam = max(0.0, min(1.0, float(lam)))
 
+    def sweep(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+              cancel: threading.Event) -> str:
+        return _run_sweep(self, style, params, progress, cancel)
+
     def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
              cancel: threading.Event) -> Any:
         from engine import sweep
@@ -283,6 +287,12 @@ class RealBackend:
                               progress=lambda done, total: progress(done, total, ""), cancel=cancel)
         except (ValueError, TypeError) as exc:
             raise UserFacingError(f"Cannot tune λ: {exc}") from exc
+
+
+def _sweep_summary(outcome: Any, out_dir: Path, plots: list[Path]) -> str:
+    state = "Cancelled; the rows done so far are kept" if outcome.cancelled else "Finished"
+    return (f"{state}: {outcome.done} rows decoded, {outcome.skipped} already there, of {outcome.total}, "
+            f"in {outcome.seconds:.0f} s. Results, {len(plots)} figure(s) and report.md are in {out_dir}.")
 
 
 def _share_fingerprint(lm: Any) -> None:
@@ -298,6 +308,37 @@ def _share_fingerprint(lm: Any) -> None:
         importer._FINGERPRINTS[lm.tokenizer] = (len(lm.tokenizer), lm.fingerprint)
     except Exception:  # noqa: BLE001 - an optimisation only
         pass
+
+
+def _run_sweep(backend_self: "RealBackend", style: str, params: dict[str, Any], progress: ProgressFn,
+               cancel: threading.Event) -> str:
+    from engine import sweep
+    from engine.plots import plot_dir, write_report
+
+    lm = backend_self._need_model("run a sweep")
+    backend_self.prior(style)  # a clear message for a missing or mismatched style
+    try:
+        lams = sweep.parse_lams(str(params.get("lams") or "")) if params.get("lams") else list(sweep.PAPER_LAMS)
+        modes = list(params.get("modes") or ["paper"])
+        tokens = int(params.get("max_new_tokens", 256))
+        out_dir = Path(params["out_dir"]).expanduser()
+        steer, held = sweep.split_priors(backend_self._need_store(), style, lm, lm.device)
+        engine_backend = sweep.EngineBackend(lm, steer, held,
+                                             sweep.sampling_config(tokens, bool(params.get("sample"))),
+                                             budget_bits=float(params.get("budget_bits", 0.05)))
+        config = {"style": style, "model": lm.name, "max_new_tokens": tokens,
+                  "sample": bool(params.get("sample")), "budget_bits": float(params.get("budget_bits", 0.05))}
+        outcome = sweep.run_sweep(engine_backend, out_dir, prompts=sweep.default_prompts(), lams=lams,
+                                  modes=modes, config=config, prompt_baseline=params.get("prompt_baseline"),
+                                  max_new_tokens=tokens, progress=lambda d, t: progress(d, t, ""),
+                                  cancel=cancel)
+    except (ValueError, OSError) as exc:  # SweepConfigError is a ValueError
+        raise UserFacingError(f"Cannot run the sweep: {exc}") from exc
+    plots: list[Path] = []
+    if outcome.summary:
+        plots = plot_dir(out_dir)
+        write_report(out_dir, plots=plots)
+    return _sweep_summary(outcome, out_dir, plots)
 
 
 def _short_tokenizer(name: str) -> str:

@@ -387,6 +387,10 @@ class Worker(QObject):
 
         return self.submit("compare", job, **callbacks)
 
+    def sweep(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
+        return self.submit("sweep", lambda ctx: ctx.backend.sweep(
+            style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
+
     def tune(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
         return self.submit("tune", lambda ctx: ctx.backend.tune(
             style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
