@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
     def generating(self) -> bool:
         return self._gen_job is not None
 
-    def generate(self, *, seed_offset: int = 0) -> int | None:
+    def generate(self) -> int | None:
         """Ctrl+Enter: stream a steered continuation after the cursor as a suggestion."""
         if self.worker.model is None:
             self.show_error("The model is still loading; try again in a moment." if self._load_job
@@ -404,8 +404,7 @@ class MainWindow(QMainWindow):
             return None
         self.stop_generation()
         self.editor.begin_ghost()
-        if seed_offset == 0:
-            self._regen_count = 0
+        self._regen_count = 0  # Ctrl+R counts seeds up from here
         return self._stream(self.editor.prompt_text())
 
     def _stream(self, prompt: str) -> int:
