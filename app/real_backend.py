@@ -299,15 +299,11 @@ def _share_fingerprint(lm: Any) -> None:
     """Hand the importer the tokenizer fingerprint the model load already computed.
 
     Computing it lists the vocabulary in one C call that holds the GIL for ~40-60 ms (a GUI
-    stall); the importer caches it per tokenizer object, so seeding that cache saves the
-    first import from doing it again. Harmless if the importer changes: it then computes it.
+    stall); seeding the importer's cache saves the first import from doing it again.
     """
-    try:
-        from styles import importer
+    from styles.importer import remember_fingerprint
 
-        importer._FINGERPRINTS[lm.tokenizer] = (len(lm.tokenizer), lm.fingerprint)
-    except Exception:  # noqa: BLE001 - an optimisation only
-        pass
+    remember_fingerprint(lm.tokenizer, lm.fingerprint)
 
 
 def _run_sweep(backend_self: "RealBackend", style: str, params: dict[str, Any], progress: ProgressFn,
