@@ -146,7 +146,8 @@ def test_truncate_and_cut_for_reroll(editor: Editor) -> None:
 
 
 def test_none_survives_many_qt_calls(editor: Editor) -> None:
-    """PySide6 6.12 on Python 3.11 drops a reference to None per void call; app.qtfix guards it."""
+    """PySide6 6.12 on Python 3.11 drops a reference to None per void call (the project pins
+    PySide6 below 6.12, and app.qtfix guards any build that leaks): None's count must not fall."""
     import sys
 
     import app.qtfix
@@ -154,9 +155,10 @@ def test_none_survives_many_qt_calls(editor: Editor) -> None:
     app.qtfix.apply()
     editor.begin_ghost()
     editor.append_ghost([step(0, " a"), step(1, " b")])
+    before = sys.getrefcount(None)
     for _ in range(300):
         editor._refresh_tints()
-    assert sys.version_info >= (3, 12) or sys.getrefcount(None) > 1 << 30
+    assert sys.version_info >= (3, 12) or sys.getrefcount(None) >= before - 50
 
 
 def test_only_recent_completions_keep_tints(editor: Editor) -> None:
