@@ -112,6 +112,12 @@ class TunePanel(QWidget):
         self.style_label.setText(f"Style: {name}" if name else "No style selected")
         self.run_button.setEnabled(bool(name) and not self._busy)
 
+    @Slot(str)
+    def set_mode(self, mode: str) -> None:
+        """Start from the mode the app steers with (the sweep can then tune another)."""
+        if mode in MODES:
+            self.mode_box.setCurrentText(mode)
+
     @Slot(int, int)
     def set_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, int(total)))

@@ -26,7 +26,9 @@ def panel(qtbot):
 
 
 def test_run_emits_the_tune_arguments(panel, qtbot) -> None:
-    panel.mode_box.setCurrentText("budget")
+    panel.set_mode("nonsense")
+    assert panel.mode_box.currentText() == "dense"
+    panel.set_mode("budget")
     panel.margin_box.setValue(0.5)
     panel.prompts_box.setValue(3)
     panel.tokens_box.setValue(32)
