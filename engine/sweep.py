@@ -503,11 +503,15 @@ def run_sweep(backend: SweepBackend, out_dir: Path | str, *, prompts: Sequence[s
     meta = read_meta(out_dir)
     old = meta.get("config")
     if old is not None:
-        diff = [k for k in CONFIG_KEYS if k in old and k in config and old[k] != config[k]]
+        # A prompt-only baseline may be added to, or left out of, a later run; only another text conflicts.
+        diff = [k for k in CONFIG_KEYS if k in old and k in config and old[k] != config[k]
+                and not (k == "prompt_baseline" and (old[k] is None or config[k] is None))]
         if diff:
             raise SweepConfigError(
                 f"{out_dir} holds a sweep with other settings ({', '.join(f'{k}={old[k]!r}' for k in diff)}); "
                 "choose another output folder")
+        if config.get("prompt_baseline") is None:
+            config["prompt_baseline"] = old.get("prompt_baseline")
     meta["config"] = {**(old or {}), **config}
     meta.setdefault("timing", {})
 

@@ -147,6 +147,17 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
                   config={**CONFIG, "max_new_tokens": 16})
 
 
+def test_prompt_baseline_can_be_added_later_but_not_changed(tmp_path: Path) -> None:
+    run_sweep(FakeBackend(), tmp_path, prompts=PROMPTS[:1], lams=[0.0], modes=["dense"], config=CONFIG)
+    run_sweep(FakeBackend(), tmp_path, prompts=PROMPTS[:1], lams=[0.0], modes=["dense"], config=CONFIG,
+              prompt_baseline="Write like Holmes:")
+    run_sweep(FakeBackend(), tmp_path, prompts=PROMPTS[:1], lams=[0.0], modes=["dense"], config=CONFIG)
+    assert sweep.read_meta(tmp_path)["config"]["prompt_baseline"] == "Write like Holmes:"
+    with pytest.raises(SweepConfigError, match="prompt_baseline"):
+        run_sweep(FakeBackend(), tmp_path, prompts=PROMPTS[:1], lams=[0.0], modes=["dense"], config=CONFIG,
+                  prompt_baseline="Write like Watson:")
+
+
 def test_cancel_stops_between_batches(tmp_path: Path) -> None:
     cancel = threading.Event()
     backend = FakeBackend()
