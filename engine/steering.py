@@ -115,18 +115,29 @@ class StyleSteeringProcessor(LogitsProcessor):
         return torch.addcmul(scores, lams.to(scores.dtype)[:, None], term)
 
     def _budgeted(self, scores: torch.Tensor, term: torch.Tensor, lams: torch.Tensor) -> torch.Tensor:
-        """Per row, the largest lam_t in [0, lam] with JS(base, base + lam_t * term) <= budget (bisection)."""
+        """Per row, the largest lam_t in [0, lam] with JS(base, base + lam_t * term) <= budget (bisection).
+
+        The base distribution is computed once; each bisection step costs one log-softmax and one JS.
+        """
         tau = self.budget_bits
-        full = js_bits_from_logits(scores, scores + lams[:, None] * term)
-        ok = full <= tau
+        lp = torch.log_softmax(scores.float(), dim=-1)
+        p = lp.exp()
+        term = term.float()
+
+        def js(lam_t: torch.Tensor) -> torch.Tensor:
+            lq = torch.log_softmax(scores.float() + lam_t[:, None] * term, dim=-1)
+            lm = torch.logaddexp(lp, lq) - LN2
+            d = p * (lp - lm) + lq.exp() * (lq - lm)
+            return d.nan_to_num_().sum(-1).mul_(0.5 / LN2)
+
+        ok = js(lams) <= tau
         if bool(ok.all()):
             return lams
         lo = torch.zeros_like(lams)
         hi = lams.clone()
         for _ in range(BUDGET_ITERATIONS):
             mid = (lo + hi) / 2
-            js = js_bits_from_logits(scores, scores + mid[:, None] * term)
-            within = js <= tau
+            within = js(mid) <= tau
             lo = torch.where(within, mid, lo)
             hi = torch.where(within, hi, mid)
         return torch.where(ok, lams, lo)
