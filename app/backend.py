@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.types import SamplingConfig, Summary, TokenStep
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, SamplingConfig, Summary, TokenStep
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, what is happening)
 
@@ -86,9 +86,9 @@ class ImportReport:
 @dataclass(frozen=True)
 class SteerParams:
     style: str | None
-    lam: float = 0.3
-    mode: str = "dense"
-    budget_bits: float = 0.05
+    lam: float = DEFAULT_LAM
+    mode: str = DEFAULT_MODE
+    budget_bits: float = DEFAULT_BUDGET_BITS
 
 
 class GenerationLike(Protocol):

@@ -11,7 +11,7 @@ import threading
 from typing import Any, TextIO
 
 from app.cli import UserError
-from engine.types import MODES, METRIC_NAMES, SamplingConfig
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, MODES, METRIC_NAMES, SamplingConfig
 
 # A colour-blind-safe sequential ramp (viridis stops) for JS divergence, as 256-colour ANSI codes.
 _JS_RAMP = [(0.0, 54), (0.01, 61), (0.03, 67), (0.06, 72), (0.1, 114), (0.2, 184), (0.4, 226)]
@@ -22,10 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Continue PROMPT with the model, steered toward a style.")
     add_model_arguments(p)
     p.add_argument("--style", default=None, help="style to steer toward (see `stylesteer styles list`)")
-    p.add_argument("--lam", type=float, default=0.3, help="steering strength lambda in [0, 1] (default 0.3)")
-    p.add_argument("--mode", choices=MODES, default="dense", help="steering mode (default dense)")
-    p.add_argument("--budget", type=float, default=0.05, metavar="TAU",
-                   help="budget mode: largest JS per token, in bits (default 0.05)")
+    p.add_argument("--lam", type=float, default=DEFAULT_LAM,
+                   help=f"steering strength lambda in [0, 1] (default {DEFAULT_LAM})")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help=f"steering mode (default {DEFAULT_MODE})")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU",
+                   help=f"budget mode: largest JS per token, in bits (default {DEFAULT_BUDGET_BITS})")
     d = SamplingConfig()
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")

@@ -7,6 +7,8 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE
+
 ORGANIZATION = "StyleSteer"
 APPLICATION = "StyleSteer"
 
@@ -22,9 +24,9 @@ def init_application_names() -> None:
 class SteerSettings:
     """What the steering and sampling controls hold; defaults keep the demo model readable."""
 
-    lam: float = 0.3
-    mode: str = "dense"
-    budget_bits: float = 0.05
+    lam: float = DEFAULT_LAM
+    mode: str = DEFAULT_MODE
+    budget_bits: float = DEFAULT_BUDGET_BITS
     greedy: bool = False
     temperature: float = 0.8
     top_p: float = 0.95

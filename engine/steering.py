@@ -10,7 +10,7 @@ import torch
 from transformers import LogitsProcessor
 
 from engine.prior import Prior
-from engine.types import MODES
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, MODES
 
 LN2 = math.log(2.0)
 BUDGET_ITERATIONS = 14  # bisection steps: lambda resolved to lam / 2**14
@@ -51,7 +51,8 @@ class StyleSteeringProcessor(LogitsProcessor):
     `lam` may be changed from another thread while tokens stream; each call reads it once.
     """
 
-    def __init__(self, prior: Prior, lam: float = 0.3, mode: str = "dense", budget_bits: float = 0.05) -> None:
+    def __init__(self, prior: Prior, lam: float = DEFAULT_LAM, mode: str = DEFAULT_MODE,
+                 budget_bits: float = DEFAULT_BUDGET_BITS) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if not budget_bits > 0:
