@@ -144,6 +144,12 @@ class SteeringControls(QWidget):
     def set_lam(self, lam: float) -> None:
         self.lam_box.setValue(max(0.0, min(1.0, float(lam))))
 
+    def set_mode(self, mode: str) -> None:
+        """Select a steering mode (ignored when unknown)."""
+        index = self.mode.findData(mode)
+        if index >= 0:
+            self.mode.setCurrentIndex(index)
+
     def _slider_moved(self, v: int) -> None:
         if self._syncing:
             return

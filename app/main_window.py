@@ -176,7 +176,11 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.inspector_dock, self.tune_dock)
         self.inspector_dock.raise_()
         panel.runRequested.connect(self.run_tune)
+        # A proposal applies with the mode it was tuned in; the panel starts from the app's mode.
+        panel.modeApplied.connect(self.controls.set_mode)
         panel.lambdaApplied.connect(self.controls.set_lam)
+        panel.set_mode(self.controls.values().mode)
+        self.controls.mode.currentIndexChanged.connect(lambda *_: panel.set_mode(self.controls.values().mode))
         if hasattr(panel, "cancelRequested"):
             panel.cancelRequested.connect(lambda: self.worker.cancel(self._tune_job))
         if hasattr(panel, "set_style"):

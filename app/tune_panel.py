@@ -28,6 +28,7 @@ class TunePanel(QWidget):
     runRequested = Signal(dict)
     cancelRequested = Signal()
     lambdaApplied = Signal(float)
+    modeApplied = Signal(str)  # emitted just before lambdaApplied: the mode the proposal was tuned in
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -194,4 +195,5 @@ class TunePanel(QWidget):
 
     def _on_apply(self) -> None:
         if self._result is not None and self._result.proposed_lam is not None:
+            self.modeApplied.emit(str(self._result.mode))
             self.lambdaApplied.emit(float(self._result.proposed_lam))

@@ -344,6 +344,21 @@ def test_tune_dock_is_wired_when_present(qtbot, window: MainWindow, fake_backend
     assert "tune" in fake_backend.options.calls
 
 
+def test_tune_panel_follows_the_app_mode_and_applies_its_own(qtbot, window: MainWindow) -> None:
+    if window.tune_panel is None:
+        pytest.skip("app/tune_panel.py is not in the tree")
+    panel = window.tune_panel
+    window.controls.set_mode("paper")
+    assert panel.mode_box.currentText() == "paper"
+    window.controls.set_mode("budget")
+    assert panel.mode_box.currentText() == "budget"
+    # applying a proposal tuned in dense mode switches the app to dense, then sets lambda
+    panel.modeApplied.emit("dense")
+    panel.lambdaApplied.emit(0.15)
+    assert window.controls.values().mode == "dense"
+    assert window.controls.lam() == pytest.approx(0.15)
+
+
 def test_style_details_remove_export_import(qtbot, window: MainWindow, corpus_files, tmp_path) -> None:
     panel = window.styles
     with qtbot.waitSignal(panel.reportReady, timeout=10000):
