@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, SamplingConfig, Summary, TokenStep
+from engine.types import (
+    DEFAULT_BUDGET_BITS,
+    DEFAULT_LAM,
+    DEFAULT_MODE,
+    SamplingConfig,
+    Summary,
+    TokenStep,
+)
 
 ProgressFn = Callable[[int, int, str], None]  # (done, total, what is happening)
 

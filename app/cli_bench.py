@@ -40,7 +40,7 @@ def default_corpora_dir() -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import UserError
-    from engine.bench import TARGETS, bench_prior, prior_step_seconds, run_decode_bench
+    from engine.bench import TARGETS, bench_prior, run_decode_bench
 
     if args.tokens < 2 or args.repeats < 1:
         raise UserError("--tokens must be >= 2 and --repeats >= 1")

@@ -11,7 +11,14 @@ import threading
 from typing import Any, TextIO
 
 from app.cli import UserError
-from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, MODES, METRIC_NAMES, SamplingConfig
+from engine.types import (
+    DEFAULT_BUDGET_BITS,
+    DEFAULT_LAM,
+    DEFAULT_MODE,
+    METRIC_NAMES,
+    MODES,
+    SamplingConfig,
+)
 
 # A colour-blind-safe sequential ramp (viridis stops) for JS divergence, as 256-colour ANSI codes.
 _JS_RAMP = [(0.0, 54), (0.01, 61), (0.03, 67), (0.06, 72), (0.1, 114), (0.2, 184), (0.4, 226)]
@@ -195,13 +202,11 @@ def _run_compare(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) 
             print(".", end="", file=sys.stderr, flush=True)
     base, steered = gen.summaries()
     if args.json:
-        for s in (base, steered):
-            out.write(json.dumps(s.to_json(), ensure_ascii=False) + "\n")
+        out.writelines(json.dumps(s.to_json(), ensure_ascii=False) + "\n" for s in (base, steered))
         return
     print(file=sys.stderr)
     for label, s in (("baseline (λ = 0)", base), (f"steered ({args.style}, {args.mode}, λ = {args.lam})", steered)):
         out.write(f"── {label} " + "─" * max(0, 60 - len(label)) + "\n")
         out.write(args.prompt + s.text + "\n\n")
     out.write(f"{'metric':<18}{'baseline':>14}{'steered':>14}\n")
-    for name in METRIC_NAMES:
-        out.write(f"{name:<18}{_fmt(base.metrics[name]):>14}{_fmt(steered.metrics[name]):>14}\n")
+    out.writelines(f"{name:<18}{_fmt(base.metrics[name]):>14}{_fmt(steered.metrics[name]):>14}\n" for name in METRIC_NAMES)

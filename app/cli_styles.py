@@ -291,7 +291,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"Style:      {info.name}")
     print(f"Tokenizer:  {info.tokenizer_name} (fingerprint {info.tokenizer_fingerprint}, {info.vocab_size:,} tokens)")
     print(f"Documents:  {info.n_documents} ({info.n_tokens:,} tokens, {_size(info.n_bytes)} of text)")
-    print(f"N-grams:    " + ", ".join(f"{info.ngrams.get(n, 0):,} distinct {n}-grams" for n in (1, 2, 3)))
+    print("N-grams:    " + ", ".join(f"{info.ngrams.get(n, 0):,} distinct {n}-grams" for n in (1, 2, 3)))
     print(f"On disk:    {_size(info.bytes_on_disk)}")
     print(f"Updated:    {info.updated_at}")
     for d in docs:

@@ -5,12 +5,23 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from PySide6.QtCore import QMimeData, Qt, Signal
-from PySide6.QtGui import (QColor, QFont, QKeyEvent, QKeySequence, QMouseEvent, QPalette, QSyntaxHighlighter,
-                           QTextCharFormat, QTextCursor, QTextDocument, QTextFormat)
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPalette,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+    QTextFormat,
+)
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
+import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from app import palette
 from engine.types import TokenStep
 
@@ -65,7 +76,7 @@ class _TintHighlighter(QSyntaxHighlighter):
     document (no undo entries, never inherited by typed text), unlike one ExtraSelection per
     token, which Qt redraws line by line for every selection."""
 
-    def __init__(self, editor: "Editor") -> None:
+    def __init__(self, editor: Editor) -> None:
         super().__init__(editor.document())
         self._editor = editor
 

@@ -16,8 +16,17 @@ from typing import Any
 
 import torch  # imported up front, as the app does, so no import runs on the worker mid-test
 
-from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleDetails,
-                         StyleInfo, UserFacingError, expand_paths)
+from app.backend import (
+    Cancelled,
+    ImportReport,
+    ModelInfo,
+    ProgressFn,
+    SteerParams,
+    StyleDetails,
+    StyleInfo,
+    UserFacingError,
+    expand_paths,
+)
 from engine.types import METRIC_NAMES, SamplingConfig, Summary, TokenStep
 
 _WORDS = ("the", "night", "was", "still", "and", "the", "river", "ran", "slow", "beneath", "a",
@@ -53,7 +62,7 @@ def _burn(ms: float) -> None:
 class FakeGeneration:
     """Iterates canned TokenSteps; `.summary()` afterwards, like engine.decode.Generation."""
 
-    def __init__(self, backend: "FakeBackend", prompt: str, sampling: SamplingConfig,
+    def __init__(self, backend: FakeBackend, prompt: str, sampling: SamplingConfig,
                  steer: SteerParams, cancel: threading.Event | None, side: str = "steered",
                  seed_shift: int = 0) -> None:
         self._b = backend
@@ -115,7 +124,7 @@ class FakeGeneration:
 
 
 class FakeCompare:
-    def __init__(self, backend: "FakeBackend", prompt: str, sampling: SamplingConfig,
+    def __init__(self, backend: FakeBackend, prompt: str, sampling: SamplingConfig,
                  steer: SteerParams, cancel: threading.Event | None) -> None:
         base_steer = SteerParams(style=steer.style, lam=0.0, mode=steer.mode)
         self.base = FakeGeneration(backend, prompt, sampling, base_steer, cancel, side="baseline")

@@ -9,13 +9,26 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPixmap
-from PySide6.QtWidgets import (QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QLabel,
-                               QMainWindow, QMessageBox, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDialogButtonBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from app import autosave, resources, theme
 from app.backend import Backend, ModelInfo, SteerParams
 from app.compare_view import CompareView
@@ -873,15 +886,15 @@ def preload_engine(app: QApplication | None = None) -> None:
         splash.show()
         app.processEvents()
     import torch  # noqa: F401
-    import transformers  # noqa: F401
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-    import engine.decode  # noqa: F401
-    import engine.metrics  # noqa: F401
-    import engine.models  # noqa: F401
+    import engine.decode
+    import engine.metrics
+    import engine.models
     import engine.steering  # noqa: F401
-    import styles.importer  # noqa: F401
-    import styles.prior  # noqa: F401
+    import styles.importer
+    import styles.prior
     import styles.store  # noqa: F401
 
     try:  # the architectures the bundled and default models use

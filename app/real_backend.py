@@ -8,8 +8,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.backend import (Cancelled, ImportReport, ModelInfo, ProgressFn, SteerParams, StyleDetails,
-                         StyleInfo, UserFacingError)
+from app.backend import (
+    Cancelled,
+    ImportReport,
+    ModelInfo,
+    ProgressFn,
+    SteerParams,
+    StyleDetails,
+    StyleInfo,
+    UserFacingError,
+)
 from engine.types import SamplingConfig
 
 
@@ -306,7 +314,7 @@ def _share_fingerprint(lm: Any) -> None:
     remember_fingerprint(lm.tokenizer, lm.fingerprint)
 
 
-def _run_sweep(backend_self: "RealBackend", style: str, params: dict[str, Any], progress: ProgressFn,
+def _run_sweep(backend_self: RealBackend, style: str, params: dict[str, Any], progress: ProgressFn,
                cancel: threading.Event) -> str:
     from engine import sweep
     from engine.plots import plot_dir, write_report

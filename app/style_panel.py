@@ -7,10 +7,25 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout,
-                               QHeaderView, QInputDialog, QLabel, QMenu, QMessageBox, QProgressBar,
-                               QPushButton, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.backend import ImportReport, StyleDetails, StyleInfo
 from app.worker import JobError, Worker
@@ -348,7 +363,7 @@ class StylePanel(QWidget):
             return None
         return self.worker.style_details(name, on_done=self._open_details, on_error=self._error)
 
-    def _open_details(self, details: StyleDetails) -> "StyleDetailsDialog":
+    def _open_details(self, details: StyleDetails) -> StyleDetailsDialog:
         dlg = StyleDetailsDialog(details, self)
         dlg.removeRequested.connect(lambda sha: self.remove_document(details.name, sha, dlg))
         self.details_dialog = dlg
@@ -356,7 +371,7 @@ class StylePanel(QWidget):
             dlg.open()
         return dlg
 
-    def remove_document(self, style: str, sha256: str, dlg: "StyleDetailsDialog | None" = None) -> int:
+    def remove_document(self, style: str, sha256: str, dlg: StyleDetailsDialog | None = None) -> int:
         def done(_r: object) -> None:
             self.message.emit(f"Removed a document from “{style}”; its n-grams were subtracted.")
             self.refresh()

@@ -20,11 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import app.qtfix  # noqa: F401  (before any Qt call: see the module)
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from app.backend import (Backend, Cancelled, ImportReport, ModelInfo, SteerParams, StyleInfo,
-                         UserFacingError)
+import app.qtfix  # noqa: F401  (before any Qt call: see the module)
+from app.backend import (
+    Backend,
+    Cancelled,
+    ImportReport,
+    ModelInfo,
+    SteerParams,
+    StyleInfo,
+    UserFacingError,
+)
 from engine.types import SamplingConfig
 
 # Every worker thread, held until it has finished: a QThread destroyed while running aborts the
@@ -49,7 +56,7 @@ class JobError:
 class _Job:
     id: int
     kind: str
-    fn: Callable[["JobContext"], Any]
+    fn: Callable[[JobContext], Any]
     cancel: threading.Event
     on_yield: Callable[[list], None] | None = None
     on_progress: Callable[[int, int, str], None] | None = None
@@ -63,7 +70,7 @@ class _Job:
 class JobContext:
     """Handed to a job function on the worker thread."""
 
-    def __init__(self, core: "_Core", job: _Job) -> None:
+    def __init__(self, core: _Core, job: _Job) -> None:
         self._core = core
         self._job = job
         self.cancel = job.cancel

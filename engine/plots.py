@@ -11,7 +11,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from engine.sweep import (
-    METRICS, PROMPT_MODE, SUMMARY_CSV, ParetoPoint, pareto_front, read_csv, read_meta, summary_points,
+    METRICS,
+    PROMPT_MODE,
+    SUMMARY_CSV,
+    ParetoPoint,
+    pareto_front,
+    read_csv,
+    read_meta,
+    summary_points,
 )
 from engine.types import MODES
 

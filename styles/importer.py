@@ -303,7 +303,7 @@ class ChunkTokenizer:
         self.tokenizer = tokenizer
         self.name = tokenizer_name(tokenizer)
         self.fingerprint = _fingerprint(tokenizer)
-        self.vocab_size = int(len(tokenizer))
+        self.vocab_size = len(tokenizer)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None and (backend.truncation is not None or backend.padding is not None):
             from tokenizers import Tokenizer

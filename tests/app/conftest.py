@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-import app.qtfix  # noqa: F401  (PySide6 refcount guard, before Qt is used)
 from PySide6.QtCore import QSettings
 
+import app.qtfix  # noqa: F401  (PySide6 refcount guard, before Qt is used)
 from app.fake_engine import FakeBackend, FakeOptions
 
 

@@ -287,8 +287,15 @@ def test_shortcuts_are_listed_under_help(qtbot, window: MainWindow) -> None:
 
 
 def test_widgets_have_accessible_names(window: MainWindow) -> None:
-    from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QComboBox, QPlainTextEdit,
-                                   QSlider, QTableWidget, QTextEdit)
+    from PySide6.QtWidgets import (
+        QAbstractButton,
+        QAbstractSpinBox,
+        QComboBox,
+        QPlainTextEdit,
+        QSlider,
+        QTableWidget,
+        QTextEdit,
+    )
 
     # Scroll bars and header/corner buttons are named by Qt itself; these are ours.
     kinds = (QAbstractButton, QSlider, QAbstractSpinBox, QComboBox, QPlainTextEdit, QTableWidget, QTextEdit)

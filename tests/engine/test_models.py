@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine import models
-from engine.models import ModelLoadError, LoadCancelled
+from engine.models import LoadCancelled, ModelLoadError
 
 
 def test_demo_gguf_is_found_without_importing_the_package():

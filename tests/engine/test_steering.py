@@ -8,9 +8,14 @@ import threading
 import pytest
 import torch
 
-from engine.steering import StyleSteeringProcessor, check_compatible, js_bits_from_logits, StyleMismatchError
-from tests.styles.test_prior import counts_from_docs
+from engine.steering import (
+    StyleMismatchError,
+    StyleSteeringProcessor,
+    check_compatible,
+    js_bits_from_logits,
+)
 from styles.prior import StylePrior
+from tests.styles.test_prior import counts_from_docs
 
 V = 5
 

@@ -14,9 +14,23 @@ import pytest
 
 from engine import sweep
 from engine.sweep import (
-    METRICS, PAPER_LAMS, PROMPT_MODE, RESULT_COLUMNS, SUMMARY_COLUMNS, ParetoPoint, SweepConfigError,
-    default_prompts, pareto_front, propose_lam, run_sweep, split_documents, split_priors, split_tokens,
-    summarize, tune, tune_from_rows,
+    METRICS,
+    PAPER_LAMS,
+    PROMPT_MODE,
+    RESULT_COLUMNS,
+    SUMMARY_COLUMNS,
+    ParetoPoint,
+    SweepConfigError,
+    default_prompts,
+    pareto_front,
+    propose_lam,
+    run_sweep,
+    split_documents,
+    split_priors,
+    split_tokens,
+    summarize,
+    tune,
+    tune_from_rows,
 )
 
 

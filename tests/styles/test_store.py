@@ -290,9 +290,8 @@ def test_a_second_writer_waits_then_reports_busy(store, tiny, texts, tmp_path):
     other = StyleStore(store.path)
     other.conn.execute("PRAGMA busy_timeout = 100")
     try:
-        with store.transaction():
-            with pytest.raises(StyleError, match="busy"):
-                import_paths(other, "s", [texts], tiny)
+        with store.transaction(), pytest.raises(StyleError, match="busy"):
+            import_paths(other, "s", [texts], tiny)
         assert import_paths(other, "s", [texts], tiny).imported
     finally:
         other.close()
