@@ -30,7 +30,7 @@ fi
 pip_q() { python -m pip install --disable-pip-version-check -q "$@"; }
 
 stamp="$venv/.stylesteer-installed"
-want="$(cat pyproject.toml installer/setup.sh | sha256sum | cut -c1-16)"
+want="$(python -c 'import hashlib,sys; print(hashlib.sha256(b"".join(open(f,"rb").read() for f in sys.argv[1:])).hexdigest()[:16])' pyproject.toml installer/setup.sh)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   if ! python -c "import torch" >/dev/null 2>&1; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
