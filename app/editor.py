@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from dataclasses import dataclass
 
 from PySide6.QtCore import QMimeData, Qt, Signal
@@ -564,7 +565,7 @@ class Editor(QPlainTextEdit):
 def _split(text: str, offsets: list[int]) -> list[str]:
     enc = text.encode("utf-16-le")
     bounds = list(offsets) + [len(enc) // 2]
-    return [enc[2 * a: 2 * b].decode("utf-16-le", errors="ignore") for a, b in zip(bounds, bounds[1:])]
+    return [enc[2 * a: 2 * b].decode("utf-16-le", errors="ignore") for a, b in itertools.pairwise(bounds)]
 
 
 def _edits(event: QKeyEvent) -> bool:

@@ -6,6 +6,7 @@ TokenStep records with p_base/p_steered/JS/alternatives, summaries with metrics.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 import time
@@ -118,7 +119,7 @@ class FakeGeneration:
             base_ppl=20.0 + 10 * (self.steer.lam if self.side == "steered" else 0),
             js_mean_bits=sum(js) / n, js_median_bits=sorted(js)[len(js) // 2] if js else 0.0,
             unigram_overlap=0.8, bigram_seen=0.5 + (0.1 if self.side == "steered" else 0),
-            distinct_2=len(set(zip(ids, ids[1:]))) / max(1, len(ids) - 1))
+            distinct_2=len(set(itertools.pairwise(ids))) / max(1, len(ids) - 1))
         return Summary(side=self.side, text=text, token_ids=ids, metrics=metrics,
                        stop_reason=self.stop_reason)
 

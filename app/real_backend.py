@@ -67,7 +67,7 @@ class RealBackend:
         from engine.models import LoadCancelled, ModelLoadError, load_model
 
         def stage(name: str, fraction: float) -> None:
-            progress(int(round(fraction * 100)), 100, name)
+            progress(round(fraction * 100), 100, name)
 
         try:
             lm = load_model(spec, device=device, quantize=quantize, progress=stage, cancel=cancel,

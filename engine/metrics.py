@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Collection, Sequence
@@ -89,7 +90,7 @@ def unigram_overlap(token_ids: Sequence[int], top_ids: Collection[int]) -> float
 
 def bigram_seen_rate(token_ids: Sequence[int], has_bigram: Callable[[int, int], bool]) -> float | None:
     """Share of generated bigrams seen at least once in the style corpus."""
-    pairs = list(zip(token_ids, token_ids[1:]))
+    pairs = list(itertools.pairwise(token_ids))
     if not pairs:
         return None
     return sum(1 for a, b in pairs if has_bigram(a, b)) / len(pairs)

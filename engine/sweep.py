@@ -107,7 +107,7 @@ def split_tokens(ids: np.ndarray, fraction: float = HELDOUT_FRACTION, *, is_boun
     n = len(ids)
     if n < 2:
         raise ValueError("a style needs at least two tokens to hold some out")
-    cut = min(n - 1, max(1, int(round(n * (1.0 - fraction)))))
+    cut = min(n - 1, max(1, round(n * (1.0 - fraction))))
     if is_boundary is not None:
         for i in range(cut, min(n - 1, cut + window)):
             if is_boundary(int(ids[i])):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import tempfile
 import time
@@ -66,7 +67,7 @@ def _naive_import(tokenizer: Any, files: list[Path], db_path: Path) -> tuple[int
             total += len(ids)
             grams: Counter[tuple[int, int, int, int]] = Counter()
             grams.update((1, -1, -1, a) for a in ids)
-            grams.update((2, -1, a, b) for a, b in zip(ids, ids[1:]))
+            grams.update((2, -1, a, b) for a, b in itertools.pairwise(ids))
             grams.update((3, a, b, c) for a, b, c in zip(ids, ids[1:], ids[2:]))
             for (n, c1, c2, tok), count in grams.items():
                 conn.execute(

@@ -129,7 +129,7 @@ class StylePrior:
                                  "the style was made with another tokenizer")
             ctx = np.asarray(ctx, dtype=np.int64).reshape(len(tok), n - 1)
             tables[n] = _OrderTable(ctx, tok, np.asarray(cnt), n=n, vocab_size=vocab_size, settings=settings)
-        ctx1, tok1, cnt1 = counts.get(1, empty)
+        _ctx1, tok1, cnt1 = counts.get(1, empty)
         unigram = np.bincount(np.asarray(tok1, np.int64), weights=np.asarray(cnt1, np.float64),
                               minlength=vocab_size).astype(np.int64)
         ctx2, tok2, _ = counts.get(2, empty)

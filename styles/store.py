@@ -574,7 +574,7 @@ class StyleStore:
             current = self.read_pairs(sid)
             negated = {n: (k, -c) for n, (k, c) in removed.items()}
             merged = merge_pairs(current, negated)
-            for n, (_, counts) in merged.items():
+            for (_, counts) in merged.values():
                 if counts.size and int(counts.min()) < 0:
                     raise StyleError(f"style '{name}' counts are inconsistent; run `stylesteer styles rebuild`")
             self.write_pairs(sid, merged)

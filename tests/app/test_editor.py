@@ -139,7 +139,7 @@ def test_truncate_and_cut_for_reroll(editor: Editor) -> None:
     editor.begin_ghost()
     editor.append_ghost([step(0, " x"), step(1, " y")])
     editor.accept_ghost()
-    ref = [t for t in editor.tokens() if t.step.text == " x"][0]
+    ref = next(t for t in editor.tokens() if t.step.text == " x")
     pos = editor.cut_accepted_from(ref)
     assert editor.toPlainText() == "Hello a world."
     assert pos == 7

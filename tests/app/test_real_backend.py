@@ -38,7 +38,7 @@ def test_style_library_round_trip(qtbot, worker: Worker, corpus_files: list[Path
     report, err = run(qtbot, worker.import_paths, "stormy", corpus_files)
     assert err is None and isinstance(report, ImportReport)
     assert len(report.imported) == 2 and report.tokens > 1000
-    reasons = dict((Path(p).name, why) for p, why in report.skipped)
+    reasons = {Path(p).name: why for p, why in report.skipped}
     assert set(reasons) == {"empty.txt", "blob.bin"} and all(reasons.values())
 
     styles, _ = run(qtbot, worker.list_styles)
@@ -57,7 +57,7 @@ def test_style_library_round_trip(qtbot, worker: Worker, corpus_files: list[Path
     _, err = run(qtbot, worker.rename_style, "stormy", "gothic")
     assert err is None
     out = tmp_path / "gothic.stylesteer"
-    path, err = run(qtbot, worker.export_style, "gothic", out)
+    _path, err = run(qtbot, worker.export_style, "gothic", out)
     assert err is None and out.exists()
     _, err = run(qtbot, worker.delete_style, "gothic")
     assert err is None

@@ -23,7 +23,7 @@ def run(capsys, *argv):
 
 
 def test_import_list_show(capsys, texts):
-    code, out, err = run(capsys, "import", "mine", str(texts))
+    code, out, _err = run(capsys, "import", "mine", str(texts))
     assert code == 0
     assert "3 file(s) imported" in out
     code, out, _ = run(capsys, "list", "--json")

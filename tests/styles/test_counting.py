@@ -76,7 +76,7 @@ def test_discarded_document_leaves_no_trace():
     expected = count_ngrams([[1, 2, 3]], vocab_size=5)
     got = counter.pairs()
     for n in (1, 2, 3):
-        ctx, tok = unpack_ngram_keys(got[n][0], n, 5)
+        _ctx, tok = unpack_ngram_keys(got[n][0], n, 5)
         np.testing.assert_array_equal(tok, expected[n][1])
 
 
