@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
     def _setup_tune(self) -> None:
         try:
             panel = TunePanel()
-        except Exception as exc:  # a broken optional panel must not take the app down
+        except Exception as exc:  # noqa: BLE001 - a broken optional panel must not take the app down
             self.statusBar().showMessage(f"Tune panel unavailable: {exc}", 8000)
             return
         self.tune_panel = panel

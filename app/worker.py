@@ -141,7 +141,7 @@ class _Core(QObject):
         except UserFacingError as exc:
             ctx.flush()
             self.errored.emit(job.id, JobError(job.kind, str(exc), True))
-        except Exception as exc:  # a bug: report it with its traceback
+        except Exception as exc:  # noqa: BLE001 - a bug: report it with its traceback
             ctx.flush()
             self.errored.emit(job.id, JobError(
                 job.kind, f"{type(exc).__name__}: {exc}", False, traceback.format_exc()))

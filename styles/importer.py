@@ -406,7 +406,7 @@ def _produce(
                 return
             yield _Skip(str(cand.path), str(exc), n_bytes=cand.size)
             continue
-        except Exception as exc:  # a parser library choking on one file must not stop the batch
+        except Exception as exc:  # noqa: BLE001 - a parser library choking on one file must not stop the batch
             yield _Skip(str(cand.path), f"unreadable: {type(exc).__name__}: {exc}", n_bytes=cand.size)
             continue
         if source.sha256 in known:
@@ -434,7 +434,7 @@ def _produce(
         except OSError as exc:
             yield _DocFailed(f"unreadable: {exc.strerror or exc}")
             continue
-        except Exception as exc:  # e.g. the tokenizer refusing this file's text
+        except Exception as exc:  # noqa: BLE001 - e.g. the tokenizer refusing this file's text
             yield _DocFailed(f"could not be tokenized: {type(exc).__name__}: {exc}")
             continue
         yield _DocEnd()
@@ -478,7 +478,7 @@ def _prefetch(
                 if not put(item):
                     return
             put(_END)
-        except BaseException as exc:  # handed to the consumer, re-raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, re-raised there
             put(_Failure(exc))
 
     worker = threading.Thread(target=run, name="stylesteer-import-reader", daemon=True)

@@ -204,8 +204,8 @@ def tamper(path, sql, params=()):
         ("UPDATE documents SET sha256 = 'nope' || id", (), "damaged document"),
         ("UPDATE styles SET vocab_size = 3000000", (), "vocabulary"),
         ("UPDATE styles SET tokenizer_fingerprint = 'zz'", (), "fingerprint"),
-        ("INSERT INTO styles (name, tokenizer_name, tokenizer_fingerprint, vocab_size, created_at, updated_at) "
-         "VALUES ('b', 't', 'abcdef0123', 5, '', '')", (), "exactly one style"),
+        (("INSERT INTO styles (name, tokenizer_name, tokenizer_fingerprint, vocab_size, created_at, updated_at) "
+          "VALUES ('b', 't', 'abcdef0123', 5, '', '')"), (), "exactly one style"),
         ("CREATE TRIGGER t AFTER INSERT ON styles BEGIN SELECT 1; END", (), "triggers"),
         ("DROP TABLE chunks", (), "no 'chunks' table"),
         ("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('stylesteer.styles', 'm999_future', '')",
