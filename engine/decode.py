@@ -80,6 +80,8 @@ class _Step:
     base: torch.Tensor  # [B, V] raw model logits
     steered: torch.Tensor  # [B, V] logits after steering (before sampling transforms)
     lams: list[float]
+    # log p_base(chosen token | history) under the frozen model, per row: base PPL without a second forward
+    base_logprobs: list[float]
 
 
 def _encode_prompt(lm: LoadedModel, prompt: str | Sequence[int], max_new_tokens: int,
@@ -149,7 +151,7 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
         g = torch.Generator(device=device)
         g.manual_seed(s if s is not None else int(torch.seed() % (2**63)))
         generators.append(g)
-    eos = lm.eos_token_ids if sampling.stop_at_eos else set()
+    eos = _stop_ids(lm, sampling)
     done = [False] * B
     history = ids
     cache = {_cache_keyword(model): DynamicCache(config=model.config)}
@@ -176,7 +178,8 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
                 tokens = torch.cat([torch.multinomial(probs[b], 1, generator=generators[b]) for b in range(B)])
             token_list = tokens.tolist()
             active = [not d for d in done]
-            yield _Step(index, token_list, active, base, steered, lams)
+            base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
+            yield _Step(index, token_list, active, base, steered, lams, base_lp)
             for b, t in enumerate(token_list):
                 if active[b] and t in eos:
                     done[b] = True
@@ -244,18 +247,39 @@ class _SideState:
     steps: list[TokenStep] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
     js: list[float] = field(default_factory=list)
+    base_lp: list[float] = field(default_factory=list)  # frozen model's log-prob of each token
     stop_reason: str = "length"
     finished: bool = False
+
+    def accept(self, step: _Step, row: int, eos: set[int]) -> bool:
+        """Take row's token of this step; False (and finished) when it is an end-of-sequence token."""
+        token = step.tokens[row]
+        if token in eos:
+            self.finished, self.stop_reason = True, "eos"
+            return False
+        self.token_ids.append(token)
+        self.base_lp.append(step.base_logprobs[row])
+        return True
+
+    def note_cancel(self, cancel: threading.Event | None, max_new_tokens: int) -> None:
+        if cancel is not None and cancel.is_set() and not self.finished and len(self.token_ids) < max_new_tokens:
+            self.stop_reason = "cancelled"
+
+    def summary(self, lm: LoadedModel, prompt_ids: list[int], prior: Prior | None,
+                top_ids: set[int] | None = None) -> Summary:
+        from engine.metrics import compute_metrics, perplexity
+
+        metrics = compute_metrics(lm, prompt_ids, self.token_ids, self.js, prior, base=perplexity(self.base_lp),
+                                  top_ids=top_ids)
+        return Summary(self.side, self.tracker.text, list(self.token_ids), metrics, self.stop_reason)
 
 
 def _record(state: _SideState, step: _Step, row: int, sampling: SamplingConfig, alt_text: _AltText,
             eos: set[int], steered_row: bool) -> TokenStep | None:
     """Turn one row of a step into a TokenStep (None when the row ended with EOS)."""
-    token = step.tokens[row]
-    if token in eos:
-        state.finished, state.stop_reason = True, "eos"
+    if not state.accept(step, row, eos):
         return None
-    state.token_ids.append(token)
+    token = step.tokens[row]
     piece = state.tracker.push(token)
     lam = step.lams[row] if steered_row else 0.0
     steered = steered_row and lam > 0
@@ -303,8 +327,7 @@ class Generation:
             if rec is None:
                 return
             yield rec
-        if self.cancel is not None and self.cancel.is_set() and len(state.token_ids) < self.sampling.max_new_tokens:
-            state.stop_reason = "cancelled"
+        state.note_cancel(self.cancel, self.sampling.max_new_tokens)
 
     @property
     def steps(self) -> list[TokenStep]:
@@ -324,12 +347,8 @@ class Generation:
 
     def summary(self, prior: Prior | None = None) -> Summary:
         """Metrics of the continuation (style metrics under `prior`, by default the steering prior)."""
-        from engine.metrics import compute_metrics
-
         prior = prior if prior is not None else (self.steering.prior if self.steering is not None else None)
-        s = self._state
-        metrics = compute_metrics(self.lm, self.prompt_ids, s.token_ids, s.js, prior)
-        return Summary(s.side, self.text, list(s.token_ids), metrics, s.stop_reason)
+        return self._state.summary(self.lm, self.prompt_ids, prior)
 
 
 def stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
@@ -370,19 +389,16 @@ class CompareGeneration:
                     yield pair[0], pair[1]
         finally:
             self.steering.row_scale = None
-        if self.cancel is not None and self.cancel.is_set():
-            for s in sides:
-                if not s.finished and len(s.token_ids) < self.sampling.max_new_tokens:
-                    s.stop_reason = "cancelled"
+        for s in sides:
+            s.note_cancel(self.cancel, self.sampling.max_new_tokens)
 
     def summaries(self) -> tuple[Summary, Summary]:
-        from engine.metrics import compute_metrics
+        from engine.metrics import TOP_UNIGRAMS
 
-        out = []
-        for s in (self.baseline, self.steered):
-            metrics = compute_metrics(self.lm, self.prompt_ids, s.token_ids, s.js, self.steering.prior)
-            out.append(Summary(s.side, s.tracker.text, list(s.token_ids), metrics, s.stop_reason))
-        return out[0], out[1]
+        prior = self.steering.prior
+        top_ids = prior.top_unigram_ids(TOP_UNIGRAMS)  # once for both sides
+        return (self.baseline.summary(self.lm, self.prompt_ids, prior, top_ids),
+                self.steered.summary(self.lm, self.prompt_ids, prior, top_ids))
 
 
 def compare_stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
@@ -427,30 +443,17 @@ def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams
     states = [_SideState("steered", TextTracker(lm.tokenizer, r)) for r in rows]
     eos = _stop_ids(lm, sampling)
     seeds = [sampling.seed] * len(rows)
-    base_lp: list[list[float]] = [[] for _ in rows]
     for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds):
-        js = None
-        picked = torch.log_softmax(step.base, dim=-1).gather(
-            -1, torch.tensor(step.tokens, device=step.base.device)[:, None])[:, 0].tolist()
-        if steering is not None:
-            js = js_bits_from_logits(step.base, step.steered).tolist()
+        js = js_bits_from_logits(step.base, step.steered).tolist() if steering is not None else None
         for b, state in enumerate(states):
-            if state.finished or not step.active[b]:
+            if state.finished or not step.active[b] or not state.accept(step, b, eos):
                 continue
-            token = step.tokens[b]
-            if token in eos:
-                state.finished, state.stop_reason = True, "eos"
-                continue
-            state.token_ids.append(token)
-            state.tracker.ids.append(token)
+            state.tracker.ids.append(step.tokens[b])
             state.js.append(js[b] if js is not None and lams[b] > 0 else 0.0)
-            base_lp[b].append(picked[b])
         if progress is not None:
             progress(step.index + 1, sampling.max_new_tokens)
-    cancelled = cancel is not None and cancel.is_set()
     out = []
-    for r, s, lam, lp in zip(rows, states, lams, base_lp):
-        reason = "cancelled" if cancelled and not s.finished and len(s.token_ids) < sampling.max_new_tokens \
-            else s.stop_reason
-        out.append(BatchResult(r, s.token_ids, s.tracker.text, s.js, reason, float(lam), lp))
+    for r, s, lam in zip(rows, states, lams):
+        s.note_cancel(cancel, sampling.max_new_tokens)
+        out.append(BatchResult(r, s.token_ids, s.tracker.text, s.js, s.stop_reason, float(lam), s.base_lp))
     return out

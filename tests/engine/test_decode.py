@@ -191,3 +191,17 @@ def test_processor_works_inside_hf_generate(demo_lm, sherlock_prior, mode):
     assert out[0, ids.shape[1]:].tolist()[:len(ours.token_ids)] == ours.token_ids
     plain = hf_greedy(demo_lm, PROMPT, 12)
     assert ours.token_ids != plain or mode == "paper"
+
+
+def test_summary_base_ppl_matches_a_separate_forward(demo_lm, sherlock_prior):
+    from engine.metrics import base_ppl
+
+    proc = StyleSteeringProcessor(sherlock_prior, lam=0.5, mode="dense")
+    gen = stream(demo_lm, PROMPT, SamplingConfig(max_new_tokens=12, seed=2, diagnostics=False), proc)
+    list(gen)
+    expected = base_ppl(demo_lm, gen.prompt_ids, gen.token_ids)
+    assert gen.summary().metrics["base_ppl"] == pytest.approx(expected, rel=1e-4)
+    comp = compare_stream(demo_lm, PROMPT, greedy(10), proc)
+    list(comp)
+    for s in comp.summaries():
+        assert s.metrics["base_ppl"] == pytest.approx(base_ppl(demo_lm, comp.prompt_ids, s.token_ids), rel=1e-4)
