@@ -75,14 +75,12 @@ class _OrderTable:
         p = (cnt[keep] + k) / denom
         self.keys = uniq
         self.offsets = np.concatenate([[0], np.cumsum(kept_sizes)]).astype(np.int64)
-        self.totals = totals
         self.floor = (k / (totals + k * V)).astype(np.float32)  # P_n of a token outside the table
         # Per-step work runs in NumPy: on a busy 2-core machine, torch's thread pool turns these
         # small vector operations from ~0.1 ms into tens of ms.
         self.tokens = tok[keep].copy()
         self.p = p.astype(np.float32)
         self.logp = np.log(self.p)
-        self.n_entries = int(keep.sum())
 
     def lookup(self, key: int) -> int:
         """Row index of a context key, or -1 when the context was never seen."""
@@ -212,15 +210,6 @@ class StylePrior:
             p = float(probs[hit[0]]) if len(hit) else float(self.tables[n].floor[i])
             total += self._weights[n] / wsum * p
         return math.log(total)
-
-    def log_probs(self, context: Sequence[int], tokens: Sequence[int]) -> list[float]:
-        """log P_mix(x_t | context + x_<t) for each token of a continuation."""
-        history = list(context)[-2:]
-        out = []
-        for t in tokens:
-            out.append(self.log_prob(history, int(t)))
-            history = (history + [int(t)])[-2:]
-        return out
 
     def top_unigram_ids(self, k: int = 5000) -> set[int]:
         """The k most frequent unigrams (ties by id), from the untruncated counts."""
