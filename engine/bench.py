@@ -74,10 +74,8 @@ def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats:
             pass
         return len(gen.baseline.token_ids) + len(gen.steered.token_ids)
 
-    sequential_parts = (loop(plain, False), loop(plain, True))
-
-    def sequential() -> int:
-        return sum(part() for part in sequential_parts)
+    def sequential() -> int:  # the two sides of compare mode, one after the other
+        return variants["unsteered"]() + variants["steered"]()
 
     variants: dict[str, Callable[[], int]] = {
         "hf_generate": hf_generate,
@@ -87,7 +85,7 @@ def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats:
         "compare": compare,
         "sequential_pair": sequential,
     }
-    loop(plain, False)  # warm-up: first calls allocate and fill caches
+    variants["unsteered"]()  # warm-up: the first run allocates and fills caches
     samples: dict[str, list[float]] = {k: [] for k in variants}
     cpu_samples: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(repeats):
