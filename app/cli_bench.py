@@ -73,16 +73,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _styles_bench(lm: Any, corpora: Path | None, decode_step: float, prior: Any) -> dict[str, Any]:
-    from engine.bench import prior_step_seconds
-
-    step = prior_step_seconds(prior)
-    out: dict[str, Any] = {"prior_step_over_decode_step": step / decode_step}
-    try:
-        from styles.bench import run_styles_bench
-    except ImportError:
-        return out
+    """The style library's ratios; without the corpora, only the prior step (on the benchmark's prior)."""
     if corpora is None:
-        return out
-    styles = run_styles_bench(lm.tokenizer, corpora, decode_step_seconds=decode_step)
-    styles["prior_step_over_decode_step"] = out["prior_step_over_decode_step"]
-    return styles
+        from engine.bench import prior_step_seconds
+
+        return {"prior_step_over_decode_step": prior_step_seconds(prior) / decode_step}
+    from styles.bench import run_styles_bench
+
+    return run_styles_bench(lm.tokenizer, corpora, decode_step_seconds=decode_step)

@@ -198,7 +198,7 @@ def _run_compare(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) 
                 if rec is not None:
                     out.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
             out.flush()
-        elif not args.json:
+        else:
             print(".", end="", file=sys.stderr, flush=True)
     base, steered = gen.summaries()
     if args.json:
