@@ -11,20 +11,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 
 from styles import readers
 from styles.importer import ChunkTokenizer
-from tests.styles.tiny_tokenizer import TinyTokenizer
-
-
-class Wrapped:
-    def __init__(self, tk: Tokenizer, vocab: dict[str, int], name: str) -> None:
-        self.backend_tokenizer = tk
-        self.name_or_path = name
-        self._vocab = vocab
-
-    def get_vocab(self) -> dict[str, int]:
-        return dict(self._vocab)
-
-    def __len__(self) -> int:
-        return len(self._vocab)
+from tests.styles.tiny_tokenizer import TinyTokenizer, Wrapped
 
 
 def llama_like(kind: str) -> Wrapped:
