@@ -7,6 +7,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,6 +191,24 @@ class _KeyCounter:
         return self.keys, self.counts
 
 
+class _DenseCounter:
+    """Unigram counts as one dense array over the vocabulary: a bincount per piece, no sorting."""
+
+    def __init__(self, vocab_size: int) -> None:
+        self.counts = np.zeros(vocab_size, np.int64)
+
+    def add(self, ids: np.ndarray) -> None:
+        if ids.size:
+            self.counts += np.bincount(ids, minlength=self.counts.size)
+
+    def absorb(self, other: _DenseCounter) -> None:
+        self.counts += other.counts
+
+    def pair(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.flatnonzero(self.counts).astype(np.int64)
+        return keys, self.counts[keys]
+
+
 class NgramCounter:
     """Counts 1-, 2- and 3-grams of documents fed in pieces; n-grams never cross documents.
 
@@ -201,8 +220,10 @@ class NgramCounter:
         if not 0 < vocab_size < 2**21:
             raise ValueError(f"vocab_size must be in 1..{2**21 - 1} to pack trigrams into int64")
         self.vocab_size = int(vocab_size)
-        self._total = {n: _KeyCounter() for n in ORDERS}
-        self._doc = {n: _KeyCounter() for n in ORDERS}
+        self._unigrams = _DenseCounter(self.vocab_size)
+        self._doc_unigrams = _DenseCounter(self.vocab_size)
+        self._total = {n: _KeyCounter() for n in ORDERS[1:]}
+        self._doc = {n: _KeyCounter() for n in ORDERS[1:]}
         self._tail = np.zeros(0, np.int64)
 
     def feed(self, ids: np.ndarray) -> None:
@@ -211,27 +232,37 @@ class NgramCounter:
             return
         if int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size:
             raise ValueError("token id outside the vocabulary")
-        for n in ORDERS:
+        self._doc_unigrams.add(ids)
+        for n in ORDERS[1:]:
             # Prepend the last n-1 ids of this document so n-grams spanning two
             # pieces are counted once, and only n-grams ending in `ids` are new.
-            pre = self._tail[max(0, self._tail.size - (n - 1)) :] if n > 1 else self._tail[:0]
+            pre = self._tail[max(0, self._tail.size - (n - 1)) :]
             seq = np.concatenate((pre, ids)) if pre.size else ids
             self._doc[n].add(pack_keys(seq, n, self.vocab_size))
         self._tail = np.concatenate((self._tail, ids))[-2:]
 
     def end_document(self) -> None:
-        for n in ORDERS:
+        self._unigrams.absorb(self._doc_unigrams)
+        self._doc_unigrams = _DenseCounter(self.vocab_size)
+        for n in ORDERS[1:]:
             self._total[n].absorb(self._doc[n])
             self._doc[n] = _KeyCounter()
         self._tail = np.zeros(0, np.int64)
 
     def discard_document(self) -> None:
-        self._doc = {n: _KeyCounter() for n in ORDERS}
+        self._doc_unigrams = _DenseCounter(self.vocab_size)
+        self._doc = {n: _KeyCounter() for n in ORDERS[1:]}
         self._tail = np.zeros(0, np.int64)
 
     def pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Packed (sorted keys, counts) per order for everything counted so far."""
-        return {n: self._total[n].pair() for n in ORDERS}
+        """Packed (sorted keys, counts) per order for everything counted so far.
+
+        The bigram and trigram reductions (sorts, which release the GIL) run side by side:
+        this is the serial tail of an import, after the last piece is tokenized.
+        """
+        with ThreadPoolExecutor(max_workers=len(ORDERS) - 1, thread_name_prefix="stylesteer-count") as pool:
+            reduced = dict(zip(ORDERS[1:], pool.map(lambda n: self._total[n].pair(), ORDERS[1:])))
+        return {1: self._unigrams.pair(), **reduced}
 
 
 def count_ngrams(docs: Iterable[Sequence[int] | np.ndarray], vocab_size: int | None = None):

@@ -106,3 +106,45 @@ def test_trigram_keys_unpack_to_columns():
     counts = count_ngrams([[v - 1, 0, v - 2]], vocab_size=v)
     ctx, tok, cnt = counts[3]
     assert ctx.tolist() == [[v - 1, 0]] and tok.tolist() == [v - 2] and cnt.tolist() == [1]
+
+
+def _zlib_array(arr: np.ndarray, tag: str, shuffled: bool) -> bytes:
+    """An array as stores written before zstd hold it (zlib, optionally byte planes)."""
+    import zlib
+
+    typed = np.ascontiguousarray(arr, dtype=tag)
+    if shuffled:
+        data = np.ascontiguousarray(typed.view(np.uint8).reshape(-1, typed.itemsize).T).tobytes()
+        return (tag + "s").encode() + zlib.compress(data, 1)
+    return tag.encode().ljust(4, b" ") + zlib.compress(typed.tobytes(), 1)
+
+
+def test_older_zlib_blobs_still_read():
+    import zlib
+
+    from styles.store import pack_text, unpack_text
+
+    arr = np.array([0, 5, 70000, 3], dtype=np.int64)
+    assert unpack_array(_zlib_array(arr, "<u4", True), expect=4).tolist() == arr.tolist()
+    assert unpack_array(_zlib_array(np.array([1, 2, 255]), "<u1", False), expect=3).tolist() == [1, 2, 255]
+    assert unpack_text(zlib.compress("Ünïcode text".encode(), 1)) == "Ünïcode text"
+    assert pack_text("x")[:4] == b"\x28\xb5\x2f\xfd" and pack_array(arr)[3:4] == b"z"
+
+
+def test_hostile_zstd_blobs_are_refused_before_inflating():
+    import zstandard
+
+    from styles.store import InvalidStyleFile, unpack_text
+
+    big = zstandard.ZstdCompressor().compress(b"\x00" * (1 << 20))  # 1 MiB of zeros in ~40 bytes
+    with pytest.raises(InvalidStyleFile, match="wrong length"):
+        unpack_array(b"<u1z" + big, expect=10)
+    with pytest.raises(InvalidStyleFile, match="too long"):
+        unpack_text(big, max_chars=1000)
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"abc")
+    with pytest.raises(InvalidStyleFile):
+        unpack_text(unsized)
+    with pytest.raises(InvalidStyleFile, match="bad compression"):
+        unpack_array(b"<u2z" + b"\x28\xb5\x2f\xfd" + b"junk" * 4, expect=2)
+    with pytest.raises(InvalidStyleFile, match="unknown type"):
+        unpack_array(b"<u2q" + big, expect=2)
