@@ -191,22 +191,51 @@ class _KeyCounter:
         return self.keys, self.counts
 
 
-class _DenseCounter:
-    """Unigram counts as one dense array over the vocabulary: a bincount per piece, no sorting."""
+class _UnigramCounter:
+    """Unigram counts in a dense array over the vocabulary (no sorting); a document's ids are
+    buffered and folded in when it ends, so a failed document is dropped without a trace and
+    many small files do not each pay for a vocabulary-sized array."""
 
     def __init__(self, vocab_size: int) -> None:
-        self.counts = np.zeros(vocab_size, np.int64)
+        self.total = np.zeros(vocab_size, np.int64)
+        self._doc: np.ndarray | None = None  # a long document's folded counts (made once, reused)
+        self._doc_used = False
+        self._raw: list[np.ndarray] = []
+        self._raw_len = 0
 
     def add(self, ids: np.ndarray) -> None:
         if ids.size:
-            self.counts += np.bincount(ids, minlength=self.counts.size)
+            self._raw.append(ids)
+            self._raw_len += ids.size
+            if self._raw_len >= self.total.size:
+                self._fold()
 
-    def absorb(self, other: _DenseCounter) -> None:
-        self.counts += other.counts
+    def _fold(self) -> None:
+        if self._doc is None:
+            self._doc = np.zeros_like(self.total)
+        self._doc += np.bincount(np.concatenate(self._raw), minlength=self.total.size)
+        self._doc_used = True
+        self._raw, self._raw_len = [], 0
+
+    def end_document(self) -> None:
+        if self._raw:
+            keys, counts = np.unique(np.concatenate(self._raw), return_counts=True)
+            self.total[keys] += counts
+        if self._doc_used:
+            assert self._doc is not None
+            self.total += self._doc
+        self.discard_document()
+
+    def discard_document(self) -> None:
+        self._raw, self._raw_len = [], 0
+        if self._doc_used:
+            assert self._doc is not None
+            self._doc.fill(0)
+            self._doc_used = False
 
     def pair(self) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.flatnonzero(self.counts).astype(np.int64)
-        return keys, self.counts[keys]
+        keys = np.flatnonzero(self.total).astype(np.int64)
+        return keys, self.total[keys]
 
 
 class NgramCounter:
@@ -220,8 +249,7 @@ class NgramCounter:
         if not 0 < vocab_size < 2**21:
             raise ValueError(f"vocab_size must be in 1..{2**21 - 1} to pack trigrams into int64")
         self.vocab_size = int(vocab_size)
-        self._unigrams = _DenseCounter(self.vocab_size)
-        self._doc_unigrams = _DenseCounter(self.vocab_size)
+        self._unigrams = _UnigramCounter(self.vocab_size)
         self._total = {n: _KeyCounter() for n in ORDERS[1:]}
         self._doc = {n: _KeyCounter() for n in ORDERS[1:]}
         self._tail = np.zeros(0, np.int64)
@@ -232,7 +260,7 @@ class NgramCounter:
             return
         if int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size:
             raise ValueError("token id outside the vocabulary")
-        self._doc_unigrams.add(ids)
+        self._unigrams.add(ids)
         for n in ORDERS[1:]:
             # Prepend the last n-1 ids of this document so n-grams spanning two
             # pieces are counted once, and only n-grams ending in `ids` are new.
@@ -242,15 +270,14 @@ class NgramCounter:
         self._tail = np.concatenate((self._tail, ids))[-2:]
 
     def end_document(self) -> None:
-        self._unigrams.absorb(self._doc_unigrams)
-        self._doc_unigrams = _DenseCounter(self.vocab_size)
+        self._unigrams.end_document()
         for n in ORDERS[1:]:
             self._total[n].absorb(self._doc[n])
             self._doc[n] = _KeyCounter()
         self._tail = np.zeros(0, np.int64)
 
     def discard_document(self) -> None:
-        self._doc_unigrams = _DenseCounter(self.vocab_size)
+        self._unigrams.discard_document()
         self._doc = {n: _KeyCounter() for n in ORDERS[1:]}
         self._tail = np.zeros(0, np.int64)
 

@@ -148,3 +148,25 @@ def test_hostile_zstd_blobs_are_refused_before_inflating():
         unpack_array(b"<u2z" + b"\x28\xb5\x2f\xfd" + b"junk" * 4, expect=2)
     with pytest.raises(InvalidStyleFile, match="unknown type"):
         unpack_array(b"<u2q" + big, expect=2)
+
+
+def test_discarded_long_document_leaves_no_trace():
+    """A document longer than the vocabulary is folded into dense counts as it streams in;
+    discarding it must still forget it, and the next document must count from zero."""
+    rng = np.random.default_rng(1)
+    kept, dropped, after = (rng.integers(0, 7, size=n) for n in (50, 40, 30))
+    counter = NgramCounter(7)
+    counter.feed(kept)
+    counter.end_document()
+    counter.feed(dropped[:20])
+    counter.feed(dropped[20:])
+    counter.discard_document()
+    counter.feed(after)
+    counter.end_document()
+    expected = count_ngrams([kept, after], vocab_size=7)
+    got = counter.pairs()
+    for n in (1, 2, 3):
+        ctx, tok = unpack_ngram_keys(got[n][0], n, 7)
+        np.testing.assert_array_equal(ctx, expected[n][0])
+        np.testing.assert_array_equal(tok, expected[n][1])
+        np.testing.assert_array_equal(got[n][1], expected[n][2])
