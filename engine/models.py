@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from engine.tokenizer_load import load_stepwise
 from styles.paths import models_dir
 from styles.tokenizers import tokenizer_fingerprint
 
@@ -232,6 +233,9 @@ def load_tokenizer(spec: str | None = None, notify: Notify | None = None) -> Any
     notify = notify or (lambda line: None)
     stage = _Stages(None, None)
     name, source, gguf = _resolve(spec, stage, notify)
+    stepwise = None if gguf else load_stepwise(source)
+    if stepwise is not None:
+        return stepwise.tokenizer
     try:
         kwargs = {"gguf_file": gguf} if gguf else {}
         return AutoTokenizer.from_pretrained(source, **kwargs)
@@ -285,8 +289,12 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     name, source, gguf = _resolve(spec, stage, say)
     stage("loading the tokenizer", 0.7 if gguf is None else 0.2)
     kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    # Built in short steps where the folder allows it: the plain path holds the GIL for 50-70 ms at a
+    # stretch, which freezes the GUI thread while the worker loads.
+    stepwise = None if gguf else load_stepwise(source)
+    fingerprint = stepwise.fingerprint if stepwise is not None else None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = stepwise.tokenizer if stepwise is not None else AutoTokenizer.from_pretrained(source, **kwargs)
     except Exception as exc:
         raise ModelLoadError(f"cannot load the tokenizer of {name}: {_first_line(exc)}") from exc
     stage("loading the weights", 0.75 if gguf is None else 0.3)
@@ -319,7 +327,7 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     return LoadedModel(model=model, tokenizer=tokenizer, name=name, source=source, device=dev,
                        dtype=next(model.parameters()).dtype if qconfig is None else dtype,
                        quantization=quantize if qconfig is not None else None,
-                       fingerprint=tokenizer_fingerprint(tokenizer), context_length=context_length,
+                       fingerprint=fingerprint or tokenizer_fingerprint(tokenizer), context_length=context_length,
                        vocab_size=int(model.config.vocab_size), notices=notices)
 
 

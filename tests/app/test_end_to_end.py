@@ -15,7 +15,6 @@ from tests.app.heartbeat import Heartbeat
 pytestmark = [pytest.mark.model, pytest.mark.corpora]
 
 MAX_STALL_MS = 50.0
-MODEL_LOAD_STALL_MS = 400.0
 
 
 def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
@@ -100,12 +99,8 @@ def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
     win.close()
     print(f"\nend to end in {time.perf_counter() - t0:.1f} s: " + "; ".join(times))
     print("max GUI stall (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in stalls.items()))
-    for phase_name in ("import", "generate", "compare"):
-        assert stalls[phase_name] < MAX_STALL_MS, f"the GUI stalled {stalls[phase_name]:.1f} ms during {phase_name}"
-    # Loading a model has one step the app cannot split: the Rust tokenizer parses tokenizer.json
-    # (tokenizers.Tokenizer.from_file, 3.5 MB for the demo model) in one call that holds the GIL,
-    # ~70-170 ms on a busy 2-core machine. Measured and bounded here, reported, not hidden.
-    assert stalls["model load"] < MODEL_LOAD_STALL_MS, f"model load stalled the GUI {stalls['model load']:.1f} ms"
+    for phase_name, stall in stalls.items():
+        assert stall < MAX_STALL_MS, f"the GUI stalled {stall:.1f} ms during {phase_name}"
 
 
 def test_real_sweep_and_tune_jobs(qtbot, corpora_dir, tmp_path) -> None:
