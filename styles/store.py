@@ -184,6 +184,21 @@ def _zstd_decompress(blob: bytes, *, limit: int, exact: bool, what: str) -> byte
     return raw
 
 
+def _zlib_decompress(blob: bytes, *, limit: int, exact: bool, what: str) -> bytes:
+    """The zlib form older stores hold, inflated to at most `limit` bytes (exactly `limit`
+    when `exact`): decompression stops there, so a hostile blob cannot inflate."""
+    inflater = zlib.decompressobj()
+    try:
+        raw = inflater.decompress(blob, limit + 1)
+    except zlib.error as exc:
+        raise InvalidStyleFile(f"damaged {what} (bad compression)") from exc
+    if exact and (len(raw) != limit or inflater.unconsumed_tail):
+        raise InvalidStyleFile(f"damaged {what} (wrong length)")
+    if len(raw) > limit or inflater.unconsumed_tail:
+        raise InvalidStyleFile(f"damaged {what} (too long)")
+    return raw
+
+
 def pack_array(a: np.ndarray) -> bytes:
     """A non-negative integer array as bytes: a 4-byte tag naming the smallest unsigned type
     that fits and the codec, then zstd of its bytes, byte planes first (the high bytes of
@@ -210,12 +225,9 @@ def unpack_array(blob: bytes, *, expect: int | None = None) -> np.ndarray:
     if tag not in _TAGS or codec not in " sz":
         raise InvalidStyleFile("damaged array data (unknown type)")
     dtype = np.dtype(tag)
-    body = bytes(blob[4:])
-    if codec == "z":
-        limit = MAX_ARRAY_BYTES if expect is None else expect * dtype.itemsize
-        raw = _zstd_decompress(body, limit=limit, exact=expect is not None, what="array data")
-    else:
-        raw = _zlib_decompress(body, None if expect is None else expect * dtype.itemsize)
+    limit = MAX_ARRAY_BYTES if expect is None else expect * dtype.itemsize
+    decompress = _zstd_decompress if codec == "z" else _zlib_decompress
+    raw = decompress(bytes(blob[4:]), limit=limit, exact=expect is not None, what="array data")
     if len(raw) % dtype.itemsize:
         raise InvalidStyleFile("damaged array data (wrong length)")
     if codec != " " and dtype.itemsize > 1:
@@ -226,19 +238,6 @@ def unpack_array(blob: bytes, *, expect: int | None = None) -> np.ndarray:
     if dtype == np.dtype("<u8") and out.size and int(out.max()) > np.iinfo(np.int64).max:
         raise InvalidStyleFile("damaged array data (value out of range)")
     return out.astype(np.int64)
-
-
-def _zlib_decompress(body: bytes, exact: int | None) -> bytes:
-    inflater = zlib.decompressobj()
-    try:
-        if exact is None:
-            return inflater.decompress(body)
-        raw = inflater.decompress(body, exact + 1)
-    except zlib.error as exc:
-        raise InvalidStyleFile("damaged array data (bad compression)") from exc
-    if len(raw) != exact or inflater.unconsumed_tail:
-        raise InvalidStyleFile("damaged array data (wrong length)")
-    return raw
 
 
 def pack_keys(keys: np.ndarray) -> bytes:
@@ -265,16 +264,8 @@ def unpack_text(blob: bytes, *, max_chars: int = MAX_CHUNK_CHARS) -> str:
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise InvalidStyleFile("damaged text data (bad compression)")
     data = bytes(blob)
-    if data[:4] == _ZSTD_MAGIC:
-        raw = _zstd_decompress(data, limit=limit, exact=False, what="text data")
-    else:
-        inflater = zlib.decompressobj()
-        try:
-            raw = inflater.decompress(data, limit + 1)
-        except zlib.error as exc:
-            raise InvalidStyleFile("damaged text data (bad compression)") from exc
-        if len(raw) > limit or inflater.unconsumed_tail:
-            raise InvalidStyleFile("damaged text data (too long)")
+    decompress = _zstd_decompress if data[:4] == _ZSTD_MAGIC else _zlib_decompress
+    raw = decompress(data, limit=limit, exact=False, what="text data")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
