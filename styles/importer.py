@@ -198,8 +198,7 @@ class _UnigramCounter:
 
     def __init__(self, vocab_size: int) -> None:
         self.total = np.zeros(vocab_size, np.int64)
-        self._doc: np.ndarray | None = None  # a long document's folded counts (made once, reused)
-        self._doc_used = False
+        self._doc: np.ndarray | None = None  # a document longer than the vocabulary, folded
         self._raw: list[np.ndarray] = []
         self._raw_len = 0
 
@@ -211,27 +210,20 @@ class _UnigramCounter:
                 self._fold()
 
     def _fold(self) -> None:
-        if self._doc is None:
-            self._doc = np.zeros_like(self.total)
-        self._doc += np.bincount(np.concatenate(self._raw), minlength=self.total.size)
-        self._doc_used = True
+        folded = np.bincount(np.concatenate(self._raw), minlength=self.total.size)
+        self._doc = folded if self._doc is None else self._doc + folded
         self._raw, self._raw_len = [], 0
 
     def end_document(self) -> None:
         if self._raw:
             keys, counts = np.unique(np.concatenate(self._raw), return_counts=True)
             self.total[keys] += counts
-        if self._doc_used:
-            assert self._doc is not None
+        if self._doc is not None:
             self.total += self._doc
         self.discard_document()
 
     def discard_document(self) -> None:
-        self._raw, self._raw_len = [], 0
-        if self._doc_used:
-            assert self._doc is not None
-            self._doc.fill(0)
-            self._doc_used = False
+        self._doc, self._raw, self._raw_len = None, [], 0
 
     def pair(self) -> tuple[np.ndarray, np.ndarray]:
         keys = np.flatnonzero(self.total).astype(np.int64)
