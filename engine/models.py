@@ -228,17 +228,26 @@ def _resolve(spec: str | None, stage: _Stages, notify: Notify) -> tuple[str, str
 
 def load_tokenizer(spec: str | None = None, notify: Notify | None = None) -> Any:
     """Only the tokenizer of a model (for importing styles without loading weights)."""
-    from transformers import AutoTokenizer
-
     notify = notify or (lambda line: None)
     stage = _Stages(None, None)
     name, source, gguf = _resolve(spec, stage, notify)
+    return _load_tokenizer(name, source, gguf)[0]
+
+
+def _load_tokenizer(name: str, source: str, gguf: str | None) -> tuple[Any, str | None]:
+    """(tokenizer, its fingerprint where computed on the way) for a resolved model source.
+
+    Built in short steps where the folder allows it: the plain path holds the GIL for 50-70 ms
+    at a stretch, which freezes the GUI thread while the worker loads.
+    """
+    from transformers import AutoTokenizer
+
     stepwise = None if gguf else load_stepwise(source)
     if stepwise is not None:
-        return stepwise.tokenizer
+        return stepwise.tokenizer, stepwise.fingerprint
     try:
         kwargs = {"gguf_file": gguf} if gguf else {}
-        return AutoTokenizer.from_pretrained(source, **kwargs)
+        return AutoTokenizer.from_pretrained(source, **kwargs), None
     except Exception as exc:  # corrupt or incomplete folders surface as many exception types
         raise ModelLoadError(f"cannot load the tokenizer of {name}: {_first_line(exc)}") from exc
 
@@ -272,7 +281,7 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
 
     A CUDA out-of-memory error falls back to the CPU (said through `notify`).
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     notices: list[str] = []
 
@@ -288,15 +297,8 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     qconfig = _quantization_config(quantize, dev, dtype)
     name, source, gguf = _resolve(spec, stage, say)
     stage("loading the tokenizer", 0.7 if gguf is None else 0.2)
+    tokenizer, fingerprint = _load_tokenizer(name, source, gguf)
     kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
-    # Built in short steps where the folder allows it: the plain path holds the GIL for 50-70 ms at a
-    # stretch, which freezes the GUI thread while the worker loads.
-    stepwise = None if gguf else load_stepwise(source)
-    fingerprint = stepwise.fingerprint if stepwise is not None else None
-    try:
-        tokenizer = stepwise.tokenizer if stepwise is not None else AutoTokenizer.from_pretrained(source, **kwargs)
-    except Exception as exc:
-        raise ModelLoadError(f"cannot load the tokenizer of {name}: {_first_line(exc)}") from exc
     stage("loading the weights", 0.75 if gguf is None else 0.3)
     load_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype, low_cpu_mem_usage=True)
     if qconfig is not None:
