@@ -283,17 +283,18 @@ class FakeBackend:
 
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> FakeGeneration:
-        self._touch("generate")
-        self._check_ready(steer)
-        self.lam = steer.lam if steer.style else 0.0
+        self._start("generate", steer)
         return FakeGeneration(self, prompt, sampling, steer, cancel)
 
     def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                 cancel: threading.Event) -> FakeCompare:
-        self._touch("compare")
+        self._start("compare", steer)
+        return FakeCompare(self, prompt, sampling, steer, cancel)
+
+    def _start(self, kind: str, steer: SteerParams) -> None:
+        self._touch(kind)
         self._check_ready(steer)
         self.lam = steer.lam if steer.style else 0.0
-        return FakeCompare(self, prompt, sampling, steer, cancel)
 
     def set_lam(self, lam: float) -> None:
         self.lam = float(lam)  # a float store is atomic under the GIL

@@ -376,23 +376,24 @@ class Worker(QObject):
 
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  **callbacks: Any) -> int:
-        def job(ctx: JobContext) -> Any:
-            gen = ctx.backend.generate(prompt, sampling, steer, ctx.cancel)
-            for step in gen:
-                ctx.emit(step)
-            return gen.summary()
-
-        return self.submit("generate", job, **callbacks)
+        return self._submit_stream("generate", lambda ctx: ctx.backend.generate(prompt, sampling, steer, ctx.cancel),
+                                   lambda gen: gen.summary(), **callbacks)
 
     def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                 **callbacks: Any) -> int:
-        def job(ctx: JobContext) -> Any:
-            gen = ctx.backend.compare(prompt, sampling, steer, ctx.cancel)
-            for pair in gen:
-                ctx.emit(pair)
-            return gen.summaries()
+        return self._submit_stream("compare", lambda ctx: ctx.backend.compare(prompt, sampling, steer, ctx.cancel),
+                                   lambda gen: gen.summaries(), **callbacks)
 
-        return self.submit("compare", job, **callbacks)
+    def _submit_stream(self, kind: str, start: Callable[[JobContext], Any], finish: Callable[[Any], Any],
+                       **callbacks: Any) -> int:
+        """A job that emits every item of the stream `start` opens, then returns `finish(stream)`."""
+        def job(ctx: JobContext) -> Any:
+            stream = start(ctx)
+            for item in stream:
+                ctx.emit(item)
+            return finish(stream)
+
+        return self.submit(kind, job, **callbacks)
 
     def sweep(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
         return self.submit("sweep", lambda ctx: ctx.backend.sweep(
