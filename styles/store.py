@@ -699,7 +699,7 @@ class StyleStore:
         with tempfile.TemporaryDirectory(prefix="stylesteer-import-") as tmpdir:
             copy = Path(tmpdir) / "style.db"
             shutil.copyfile(source, copy)
-            other = _open_untrusted(copy)
+            other = _open_untrusted(copy, source)
             try:
                 style, docs = _validated_style(other, source)
                 new_name = check_name(name or style["name"])
@@ -758,15 +758,16 @@ _EXPORT_TABLES = (
 _EXPECTED_COLUMNS = {table: {c.strip() for c in cols.split(",")} for table, cols, _ in _EXPORT_TABLES}
 
 
-def _open_untrusted(path: Path) -> sqlite3.Connection:
-    """A connection to a file from elsewhere, hardened as SQLite advises for untrusted databases."""
+def _open_untrusted(path: Path, source: Path) -> sqlite3.Connection:
+    """A connection to a file from elsewhere (`path`, a private copy of the user's `source`),
+    hardened as SQLite advises for untrusted databases."""
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         conn.execute("PRAGMA trusted_schema = OFF")  # no functions run from its schema
         conn.execute("PRAGMA cell_size_check = ON")
         result = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
-        raise InvalidStyleFile(f"{path.name} is not a readable SQLite database ({exc})") from exc
+        raise InvalidStyleFile(f"{source} is not a readable SQLite database ({exc})") from exc
     if result != [("ok",)]:
         conn.close()
         raise InvalidStyleFile("the style file is damaged (integrity check failed)")

@@ -254,7 +254,7 @@ def test_truncated_style_file_is_refused(store, tiny, texts, tmp_path):
     out = store.export("mine", tmp_path / "mine.style")
     data = out.read_bytes()
     out.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InvalidStyleFile):
+    with pytest.raises(InvalidStyleFile, match="mine.style"):  # the user's file, not the private copy
         store.import_file(out)
 
 
