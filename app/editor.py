@@ -72,6 +72,30 @@ class _Accepted:
         self.spans, self.steps = keep_spans, keep_steps
 
 
+SEAL_PROPERTY = QTextFormat.Property.UserProperty + 7
+
+
+def end_sealed_block(cursor: QTextCursor, start: int, end: int) -> None:
+    """End an edit block so that nothing typed afterwards can merge into its undo step.
+
+    Qt merges a plain insertion into the previous undo command when that command is an
+    insertion ending where the new one starts, even when it closed an edit block
+    (QTextDocumentPrivate::appendUndoItem). Text typed right after an accepted suggestion
+    would join the suggestion's undo step, and one Ctrl+Z would take both away. A character
+    format change on the last inserted character, inside the block, makes the block end in a
+    command that nothing merges into. (Over the whole span, Qt's redo would place the cursor
+    past the end.) The property it sets is invisible and never saved.
+    """
+    if end > start:
+        seal = QTextCursor(cursor.document())
+        seal.setPosition(end - 1)
+        seal.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        fmt = QTextCharFormat()
+        fmt.setProperty(SEAL_PROPERTY, not bool(seal.charFormat().property(SEAL_PROPERTY)))
+        seal.mergeCharFormat(fmt)
+    cursor.endEditBlock()
+
+
 class _TintHighlighter(QSyntaxHighlighter):
     """Paints each generated token's JS tint as a layout format: one drawing pass, not in the
     document (no undo entries, never inherited by typed text), unlike one ExtraSelection per
@@ -118,6 +142,7 @@ class Editor(QPlainTextEdit):
         font.setPointSizeF(12.5)
         self.setFont(font)
         self.document().setDocumentMargin(18)
+        self.document().setModified(False)  # a layout setting, not an edit: a fresh window has nothing to save
         self.viewport().setMouseTracking(True)
         self._ghost_start: int | None = None
         self._ghost_text = ""
@@ -343,7 +368,7 @@ class Editor(QPlainTextEdit):
             try:
                 cur.beginEditBlock()
                 cur.insertText(accepted, QTextCharFormat(self.currentCharFormat()))
-                cur.endEditBlock()
+                end_sealed_block(cur, start, start + cut)
             finally:
                 self._ours = False
             spans = [[start + offsets[i], start + (offsets[i + 1] if i + 1 < len(offsets) else u16len(text))]

@@ -33,7 +33,7 @@ from app import autosave, resources, theme
 from app.backend import Backend, ModelInfo, SteerParams
 from app.compare_view import CompareView
 from app.controls import SteeringControls
-from app.editor import Editor, TokenRef
+from app.editor import Editor, TokenRef, end_sealed_block
 from app.inspector import Inspector
 from app.model_dialog import DEMO, ModelChoice, ModelDialog
 from app.settings import Settings, init_application_names
@@ -510,9 +510,10 @@ class MainWindow(QMainWindow):
         """Insert compare output at the cursor, as one undo step."""
         self._stop_and_discard()
         cursor = self.editor.textCursor()
+        start = cursor.selectionStart()
         cursor.beginEditBlock()
         cursor.insertText(text)
-        cursor.endEditBlock()
+        end_sealed_block(cursor, start, cursor.position())
         self.editor.setTextCursor(cursor)
         self.raise_()
         self.activateWindow()

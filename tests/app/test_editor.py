@@ -176,3 +176,37 @@ def test_only_recent_completions_keep_tints(editor: Editor) -> None:
         covered.update(range(block.position() + r.start, block.position() + r.start + r.length))
     kept = {p for t in editor.tokens() for p in range(t.start, t.end)}
     assert covered == kept  # the dropped completions lost their tints
+
+
+@pytest.mark.parametrize("accept_key", [Qt.Key.Key_Tab, "word"])
+def test_typing_after_accepting_is_its_own_undo_step(qtbot, accept_key) -> None:
+    """Qt merges an insertion into a preceding edit block's insertion; an accept must not be merged."""
+    e = Editor()
+    qtbot.addWidget(e)
+    e.show()
+    qtbot.keyClicks(e, "Once upon a time")
+    e.begin_ghost()
+    e.append_ghost([step(0, " there"), step(1, " was")])
+    if accept_key == "word":
+        qtbot.keyClick(e, Qt.Key.Key_Right, Qt.KeyboardModifier.ControlModifier)
+        qtbot.keyClick(e, Qt.Key.Key_Escape)
+        accepted = "Once upon a time there"
+    else:
+        qtbot.keyClick(e, accept_key)
+        accepted = "Once upon a time there was"
+    qtbot.keyClicks(e, " Yes.")
+    assert e.toPlainText() == accepted + " Yes."
+    qtbot.keyClick(e, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert e.toPlainText() == accepted  # only the typing went
+    qtbot.keyClick(e, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert e.toPlainText() == "Once upon a time"  # then the accepted suggestion, in one step
+    qtbot.keyClick(e, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert e.toPlainText() == accepted
+
+
+def test_a_fresh_editor_is_not_modified(qtbot) -> None:
+    e = Editor()
+    qtbot.addWidget(e)
+    assert not e.document().isModified()
+    e.load_text("")
+    assert not e.document().isModified()
