@@ -22,7 +22,12 @@ from engine.types import (
     TokenStep,
 )
 
-ProgressFn = Callable[[int, int, str], None]  # (done, total, what is happening)
+
+class ProgressFn(Protocol):
+    """(done, total, what is happening); `stage=True` marks a new stage, which is never throttled
+    away (a long stage must not sit behind the previous one's label)."""
+
+    def __call__(self, done: int, total: int, text: str = "", *, stage: bool = False) -> None: ...
 
 
 class UserFacingError(Exception):

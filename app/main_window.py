@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
+import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QIODevice, QSaveFile, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -39,12 +42,14 @@ from app.model_dialog import DEMO, ModelChoice, ModelDialog
 from app.settings import Settings, init_application_names
 from app.style_panel import StylePanel
 from app.worker import JobError, Worker
+from styles.readers import DecodedText, ReadError, decode_document
 
 try:  # the Tune λ dock is written separately; the app works without it
     from app.tune_panel import TunePanel
 except ImportError:  # pragma: no cover - depends on the tree
     TunePanel = None  # type: ignore[assignment,misc]
 
+_NEWLINE_NAMES = {"\n": "LF", "\r\n": "CRLF", "\r": "CR"}
 FILE_FILTER = "Text (*.txt *.md);;Markdown (*.md);;All files (*)"
 MAX_RECENT = 8
 
@@ -108,6 +113,7 @@ class MainWindow(QMainWindow):
         self.editor.regenerateRequested.connect(self.regenerate)
         self.editor.stopRequested.connect(self.stop_generation)
         self.editor.ghostChanged.connect(self._update_actions)
+        self.editor.ghostChanged.connect(self._on_ghost_changed)
         self.editor.document().modificationChanged.connect(lambda _m: self._update_title())
 
         self.controls = SteeringControls(self.settings.steer())
@@ -152,18 +158,28 @@ class MainWindow(QMainWindow):
         if (state := self.settings.window_state()) is not None:
             self.restoreState(state)
 
-        self.autosave_timer = QTimer(self)
+        self.doc_format: DecodedText | None = None  # how the open file was encoded (None: new, UTF-8)
+        self.draft = autosave.DraftSlot()
+        self._autosaved_text: str | None = None
+        self._autosave_problem: str | None = None
+        self._dirty_since: float | None = None
+        self.autosave_timer = QTimer(self)  # a backstop; edits schedule drafts themselves
         self.autosave_timer.setInterval(autosave.INTERVAL_MS)
         self.autosave_timer.timeout.connect(self.autosave_now)
         self.autosave_timer.start()
-        self._autosaved_text: str | None = None
+        self.idle_timer = QTimer(self)
+        self.idle_timer.setSingleShot(True)
+        self.idle_timer.setInterval(autosave.IDLE_MS)
+        self.idle_timer.timeout.connect(self.autosave_now)
+        self.editor.document().contentsChanged.connect(self._on_edited)
+        self._report_data_folder()
 
         self._update_title()
         self._update_actions()
         self.styles.refresh()
         wanted_style = self.settings.style()
         if wanted_style:
-            self.worker.list_styles(on_done=lambda names: self._restore_style(wanted_style))
+            self.worker.list_styles(on_done=lambda _names: self._restore_style(wanted_style))
         if autoload:
             choice = self.model_choice()
             spec = model or choice.spec
@@ -241,6 +257,8 @@ class MainWindow(QMainWindow):
         self._rebuild_recent()
         self._action(f, "&Save", self.save, QKeySequence.StandardKey.Save)
         self._action(f, "Save &As…", self.save_as, "Ctrl+Shift+S")
+        self._action(f, "Recover &Unsaved Text…", self._recover_menu,
+                     tip="Offer back text left by windows that did not close normally")
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
@@ -469,6 +487,21 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return job
 
+    def _on_ghost_changed(self, showing: bool) -> None:
+        """Once a suggestion is accepted or gone, no hint or inspector still speaks of it."""
+        if showing:
+            return
+        if self._gen_job is None:
+            self.gen_label.setText("")
+        shown = self.inspector.token()
+        if shown is not None and shown.ghost:
+            pos = self.editor.textCursor().position()
+            ref = self.editor.token_at(pos, before=True) or self.editor.token_at(pos)
+            if ref is not None:
+                self.inspector.show_token(ref)
+            else:
+                self.inspector.clear()
+
     def stop_generation(self) -> None:
         if self._gen_job is not None:
             self.worker.cancel(self._gen_job)
@@ -662,7 +695,9 @@ class MainWindow(QMainWindow):
         self._stop_and_discard()
         self.editor.load_text("")
         self.path = None
-        autosave.clear()
+        self.doc_format = None
+        self.draft.clear()
+        self._autosaved_text = None
         self._update_title()
 
     def open_dialog(self) -> None:
@@ -673,31 +708,29 @@ class MainWindow(QMainWindow):
             self.open_path(Path(name), confirm=False)
 
     def open_path(self, path: Path, *, confirm: bool = True) -> bool:
+        """Open a document with the importer's decoder; its encoding, BOM and line ends are kept."""
         if confirm and not self._confirm_discard():
             return False
         try:
-            data = path.read_bytes()
+            doc = decode_document(path.read_bytes())
         except OSError as exc:
             self.show_error(f"Cannot open {path.name}: {exc.strerror or exc}")
             return False
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            from charset_normalizer import from_bytes
-
-            best = from_bytes(data).best()
-            if best is None:
-                self.show_error(f"Cannot open {path.name}: it does not look like text.")
-                return False
-            text = str(best)
+        except ReadError as exc:
+            self.show_error(f"Cannot open {path.name}: {exc}")
+            return False
         self._stop_and_discard()
-        self.editor.load_text(text.replace("\r\n", "\n"))
+        self.editor.load_text(doc.text)
         self.path = path
+        self.doc_format = doc
         self.settings.set_last_dir(str(path.parent))
         self._add_recent(path)
-        autosave.clear()
+        self.draft.clear()
         self._autosaved_text = None
         self._update_title()
+        if doc.mixed_newlines:
+            self.statusBar().showMessage(
+                f"{path.name} mixes line endings; it will be saved with {_NEWLINE_NAMES[doc.newline]}.", 8000)
         return True
 
     def save(self) -> bool:
@@ -712,20 +745,43 @@ class MainWindow(QMainWindow):
             return False
         return self._write(Path(name))
 
-    def _write(self, path: Path) -> bool:
-        text = self.editor.text()  # never the pending suggestion
+    def _encoded(self, text: str, path: Path) -> bytes | None:
+        """The bytes to write, in the document's own encoding; None when the user declines."""
+        fmt = self.doc_format or DecodedText("", "utf-8", False, "\n")
         try:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            self.show_error(f"Cannot save {path.name}: {exc.strerror or exc}. Your text is still here.")
+            return fmt.encode(text)
+        except UnicodeEncodeError as exc:
+            bad = exc.object[exc.start:exc.end]
+            message = (f"{path.name} is {fmt.encoding}, which cannot hold {bad!r}; "
+                       f"save it as UTF-8 instead?")
+            if self.interactive:
+                answer = QMessageBox.question(self, "Save as UTF-8?", message)
+                if answer != QMessageBox.StandardButton.Yes:
+                    return None
+            else:
+                self.show_error(message + " (not saved)")
+                return None
+            self.doc_format = DecodedText("", "utf-8", fmt.bom, fmt.newline)
+            return self.doc_format.encode(text)
+
+    def _write(self, path: Path) -> bool:
+        """Save atomically (QSaveFile): the old file stays whole until the new one is complete."""
+        text = self.editor.text()  # never the pending suggestion
+        data = self._encoded(text, path)
+        if data is None:
+            return False
+        out = QSaveFile(str(path))
+        ok = out.open(QIODevice.OpenModeFlag.WriteOnly) and out.write(data) == len(data) and out.commit()
+        if not ok:
+            error = out.errorString()
+            out.cancelWriting()
+            self.show_error(f"Cannot save {path.name}: {error}. Your text is still here.")
             return False
         self.path = path
         self.settings.set_last_dir(str(path.parent))
         self._add_recent(path)
         self.editor.document().setModified(False)
-        autosave.clear()
+        self.draft.clear()
         self._autosaved_text = text
         self.statusBar().showMessage(f"Saved {path}", 4000)
         self._update_title()
@@ -744,42 +800,111 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _c=False, p=p: self.open_path(Path(p)))
         self.recent_menu.setEnabled(bool(recent))
 
+    # --- drafts --------------------------------------------------------------------------------
+    def _on_edited(self) -> None:
+        """Typing schedules a draft: after a short pause, and at least every INTERVAL_MS."""
+        if not self.editor.document().isModified():
+            return
+        now = time.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        if now - self._dirty_since >= autosave.INTERVAL_MS / 1000:
+            self.autosave_now()
+        else:
+            self.idle_timer.start()
+
+    def _report_data_folder(self) -> None:
+        """A read-only or broken data folder is said once at start; documents elsewhere still work."""
+        problem = data_folder_problem()
+        if problem is None and self.draft.problem is not None:
+            problem = f"Autosave is off: {self.draft.problem}."
+        if problem is not None:
+            self._autosave_problem = problem
+            QTimer.singleShot(0, lambda: self.show_error(problem))
+
     def autosave_now(self) -> bool:
-        """Write the draft (without any suggestion) when it changed since the last autosave."""
+        """Write this window's draft (never the suggestion) when the text changed since the last one."""
         text = self.editor.text()
-        if text == self._autosaved_text or not self.editor.document().isModified():
+        if text == self._autosaved_text or not self.editor.document().isModified() or not self.draft.available:
+            self._dirty_since = None  # (autosave being off was said once at start)
             return False
         try:
-            autosave.write(text, str(self.path) if self.path else None)
+            self.draft.write(text, str(self.path) if self.path else None)
         except OSError as exc:
-            self.statusBar().showMessage(f"Autosave failed: {exc.strerror or exc}", 8000)
+            message = f"Autosave failed: {exc.strerror or exc}. Save your text with Ctrl+S."
+            if message != self._autosave_problem:  # said once, not every few seconds
+                self._autosave_problem = message
+                self.statusBar().showMessage(message, 10000)
+                self.errors.append(message)
             return False
+        self._autosave_problem = None
         self._autosaved_text = text
+        self._dirty_since = None
         return True
 
     def check_recovery(self, accept: bool | None = None) -> bool:
-        """Offer back a draft left by a crash; returns whether it was restored."""
-        draft = autosave.read()
-        if not autosave.worth_recovering(draft):
-            return False
-        assert draft is not None
-        if accept is None:
-            if not self.interactive:
-                return False
-            where = f" of {Path(draft.path).name}" if draft.path else ""
-            answer = QMessageBox.question(
-                self, "Recover unsaved text",
-                f"StyleSteer found unsaved text{where} from a previous session. Recover it?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
-            accept = answer == QMessageBox.StandardButton.Yes
-        if not accept:
-            autosave.clear()
-            return False
+        """Offer back drafts whose window is gone (a crash, a kill); returns whether one was restored.
+
+        Drafts of windows that are still running are never offered. With `accept` given (tests),
+        the newest draft is recovered (True) or discarded (False) without asking.
+        """
+        drafts = autosave.orphans(self.draft.folder)
+        restored = False
+        for i, draft in enumerate(drafts):
+            choice = ("recover" if accept else "discard") if accept is not None else self._ask_recover(draft)
+            if accept is not None and i > 0:
+                choice = "later"
+            if choice == "recover" and not restored:
+                restored = self._recover(draft)
+                if not restored:
+                    draft.release()
+            elif choice == "discard":
+                draft.discard()
+            else:
+                draft.release()
+        if restored and len(drafts) > 1:
+            self.statusBar().showMessage(
+                "More unsaved drafts are kept; File > Recover Unsaved Text offers them again.", 10000)
+        return restored
+
+    def _recover_menu(self) -> None:
+        if not self.check_recovery():
+            self.statusBar().showMessage("No unsaved text from other windows to recover.", 5000)
+
+    def _ask_recover(self, draft: autosave.Draft) -> str:
+        if not self.interactive:
+            return "later"
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(draft.saved_at))
+        preview = " ".join(draft.text.split())[:160]
+        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved text",
+                          f"StyleSteer found unsaved text of {draft.title()} from {when}, "
+                          f"left by a window that did not close normally:\n\n“{preview}…”", parent=self)
+        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Keep for Later", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(recover)
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is recover:
+            return "recover" if self._confirm_discard() else "later"
+        return "discard" if clicked is discard else "later"
+
+    def _recover(self, draft: autosave.Draft) -> bool:
+        self._stop_and_discard()
         self.editor.load_text(draft.text)
         self.path = Path(draft.path) if draft.path else None
+        self.doc_format = None
+        if self.path is not None:
+            with contextlib.suppress(OSError, ReadError):
+                self.doc_format = decode_document(self.path.read_bytes())
         self.editor.document().setModified(True)
+        self._autosaved_text = None
+        if self.autosave_now():
+            draft.discard()  # the text now lives in this window's own draft
+        else:
+            draft.release()
         self._update_title()
-        self.statusBar().showMessage("Recovered unsaved text.", 6000)
+        self.statusBar().showMessage(f"Recovered unsaved text of {draft.title()}.", 6000)
         return True
 
     # --- view ----------------------------------------------------------------------------------
@@ -846,15 +971,34 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
-        self.settings.set_geometry(self.saveGeometry())
-        self.settings.set_window_state(self.saveState())
-        self._save_steer()
-        self.settings.sync()
         self.autosave_timer.stop()
+        self.idle_timer.stop()
+        try:  # settings are a convenience: failing to store them must never keep the app open
+            self.settings.set_geometry(self.saveGeometry())
+            self.settings.set_window_state(self.saveState())
+            self._save_steer()
+            self.settings.sync()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
         self.compare_dialog.close()
         self.worker.shutdown()
-        autosave.clear()  # a clean exit: nothing to recover
+        self.draft.close()  # a clean exit: this window's draft is not needed any more
         event.accept()
+
+
+def data_folder_problem() -> str | None:
+    """Why the data folder cannot be written (one line), or None when it can."""
+    from styles.paths import ENV_VAR, user_dir
+
+    folder = os.environ.get(ENV_VAR) or "the data folder"
+    try:
+        folder = str(user_dir())  # creates it
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return (f"The data folder {folder} cannot be written ({exc.strerror or exc}): autosave is off and "
+                "styles open read-only. Opening and saving documents elsewhere still works.")
+    return None
 
 
 def _install_excepthook(window_ref: list[MainWindow]) -> None:

@@ -67,7 +67,7 @@ class RealBackend:
         from engine.models import LoadCancelled, ModelLoadError, load_model
 
         def stage(name: str, fraction: float) -> None:
-            progress(round(fraction * 100), 100, name)
+            progress(round(fraction * 100), 100, name, stage=True)
 
         try:
             lm = load_model(spec, device=device, quantize=quantize, progress=stage, cancel=cancel,
@@ -111,7 +111,10 @@ class RealBackend:
         store = self._need_store()
 
         def on_progress(p: Any) -> None:
-            label = f"{Path(p.current_path).name}  ({p.files_done}/{p.files_total} files, {p.tokens:,} tokens)"
+            if getattr(p, "waiting", False):
+                progress(0, 0, "waiting for another import…", stage=True)
+                return
+            label = f"{Path(p.current_path).name} · {p.files_done} of {p.files_total} files · {p.tokens:,} tokens"
             progress(int(p.bytes_done), max(1, int(p.bytes_total)), label)
 
         try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
 from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE
+from styles.paths import ENV_VAR
 
 ORGANIZATION = "StyleSteer"
 APPLICATION = "StyleSteer"
@@ -18,6 +21,20 @@ def init_application_names() -> None:
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setOrganizationDomain("stylesteer.invalid")
     QCoreApplication.setApplicationName(APPLICATION)
+
+
+def settings_file() -> Path | None:
+    """`$STYLESTEER_HOME/settings.ini` when that folder is set, so a throwaway data folder never
+    touches the real settings; None means the platform's usual place."""
+    home = os.environ.get(ENV_VAR)
+    return Path(home).expanduser() / "settings.ini" if home else None
+
+
+def open_qsettings() -> QSettings:
+    path = settings_file()
+    if path is not None:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings()
 
 
 @dataclass
@@ -40,7 +57,7 @@ class Settings:
     """Typed reads with defaults over one QSettings; every key lives here."""
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
-        self._s = qsettings or QSettings()
+        self._s = qsettings or open_qsettings()
 
     # --- generic typed helpers -------------------------------------------------
     def _get(self, key: str, default: Any, typ: type) -> Any:

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QToolButton,
@@ -119,6 +120,8 @@ class StylePanel(QWidget):
         self.progress.setVisible(False)
         self.eta = QLabel()
         self.eta.setAccessibleName("Time left")
+        # A long file name is clipped (full text in the tooltip) rather than widening the dock.
+        self.eta.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.eta.setVisible(False)
         self.cancel_button = self._button("Cancel", "Stop the import; the style stays as it was",
                                           self.cancel)
@@ -274,11 +277,17 @@ class StylePanel(QWidget):
             self.message.emit(text)
 
     def _on_progress(self, done: int, total: int, what: str) -> None:
+        """A percentage on the bar; the file, counts and time left beside it (total 0: waiting)."""
         if total > 0:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
-            self.progress.setFormat(f"%v / %m  {Path(what).name if what else ''}")
-        self.eta.setText(eta_text(done, total, time.monotonic() - self._t0))
+            self.progress.setFormat("%p%")
+            left = eta_text(done, total, time.monotonic() - self._t0)
+            self.eta.setText(f"{what} · {left}" if what else left)
+        else:
+            self.progress.setRange(0, 0)  # busy, no percentage
+            self.eta.setText(what or "working…")
+        self.eta.setToolTip(self.eta.text())
 
     def cancel(self) -> None:
         self.worker.cancel(self._job)

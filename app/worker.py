@@ -94,9 +94,9 @@ class JobContext:
             self._core.yielded.emit(self._job.id, items)
         self._last_flush = now if now is not None else time.perf_counter()
 
-    def progress(self, done: int, total: int, text: str = "") -> None:
+    def progress(self, done: int, total: int, text: str = "", *, stage: bool = False) -> None:
         now = time.perf_counter()
-        if done >= total or now - self._last_progress >= _PROGRESS_S:
+        if stage or done >= total or now - self._last_progress >= _PROGRESS_S:
             self._last_progress = now
             self._core.progress.emit(self._job.id, int(done), int(total), str(text))
 

@@ -201,6 +201,41 @@ def open_source(candidate: Candidate, stop: threading.Event | None = None) -> So
     return SourceText(path, sha, len(data), encoding, split_lines(text))
 
 
+@dataclass(frozen=True)
+class DecodedText:
+    """A document as the editor holds it, and how to write it back the way it came."""
+
+    text: str  # line ends as "\n"
+    encoding: str  # a Python codec name
+    bom: bool  # the file started with a byte-order mark
+    newline: str  # "\n", "\r\n" or "\r": the file's (most common) line ending
+    mixed_newlines: bool = False
+
+    def encode(self, text: str) -> bytes:
+        """The bytes to save: same encoding, BOM and line ending. Raises UnicodeEncodeError."""
+        body = text.replace("\n", self.newline) if self.newline != "\n" else text
+        data = body.encode(self.encoding)
+        if self.bom:
+            data = _BOM_OF.get(self.encoding, b"") + data
+        return data
+
+
+def decode_document(data: bytes) -> DecodedText:
+    """Decode a document for editing with the importer's rules; empty is fine. Raises ReadError."""
+    if not data:
+        return DecodedText("", "utf-8", False, "\n")
+    text, encoding = decode_bytes(data)
+    crlf = text.count("\r\n")
+    cr = text.count("\r") - crlf
+    lf = text.count("\n") - crlf
+    counts = {"\r\n": crlf, "\r": cr, "\n": lf}
+    newline = max(counts, key=lambda k: (counts[k], k == "\n"))
+    mixed = sum(1 for v in counts.values() if v) > 1
+    if crlf or cr:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return DecodedText(text, encoding, _bom_encoding(data) is not None, newline, mixed)
+
+
 def decode_bytes(data: bytes) -> tuple[str, str]:
     """Decode a whole file: BOM first, then the detector's candidates, each tried strictly."""
     bom = _bom_encoding(data)
@@ -229,6 +264,9 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
             except (UnicodeDecodeError, LookupError):
                 continue
     raise ReadError("undecodable: no text encoding fits (binary?)")
+
+
+_BOM_OF = {encoding: bom for bom, encoding in _BOMS}
 
 
 def _bom_encoding(data: bytes) -> tuple[str, int] | None:
