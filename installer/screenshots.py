@@ -53,9 +53,9 @@ def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
-    from app import resources
-    from app.main_window import MainWindow, preload_engine
-    from app.settings import init_application_names
+    from app.gui import resources
+    from app.gui.main_window import MainWindow, preload_engine
+    from app.gui.settings import init_application_names
 
     init_application_names()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)

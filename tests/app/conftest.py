@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-import app.qtfix  # noqa: F401  (PySide6 refcount guard, before Qt is used)
-from app.fake_engine import FakeBackend, FakeOptions
+from tests.fake_engine import FakeBackend, FakeOptions
 
 
 @pytest.fixture(autouse=True)
 def private_settings(tmp_path: Path) -> Iterator[Path]:
     """QSettings write into the test's tmp folder, never the user's real settings."""
-    from app.settings import init_application_names
+    from app.gui.settings import init_application_names
 
     folder = tmp_path / "qsettings"
     folder.mkdir()
@@ -28,7 +27,7 @@ def private_settings(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def no_leftover_threads() -> Iterator[None]:
     """Fail a test that leaves a worker thread running (windows must shut their worker down)."""
-    from app.worker import running_threads
+    from app.jobs.worker import running_threads
 
     before = set(map(id, running_threads()))
     yield
@@ -52,7 +51,7 @@ def fake_backend(fake_options: FakeOptions) -> FakeBackend:
 @pytest.fixture
 def window(qtbot, fake_backend: FakeBackend):
     """A main window over the fake engine with the model loaded."""
-    from app.main_window import MainWindow
+    from app.gui.main_window import MainWindow
 
     win = MainWindow(fake_backend, interactive=False)
     qtbot.addWidget(win)

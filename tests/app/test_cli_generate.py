@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.cli import main
+from app.main import main
 from engine.types import METRIC_NAMES
 
 pytestmark = pytest.mark.model

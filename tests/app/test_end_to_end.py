@@ -18,7 +18,7 @@ MAX_STALL_MS = 50.0
 
 
 def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
-    from app.main_window import MainWindow, preload_engine
+    from app.gui.main_window import MainWindow, preload_engine
 
     t0 = time.perf_counter()
     preload_engine(None)  # as run_gui does before the window exists
@@ -105,9 +105,9 @@ def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
 
 def test_real_sweep_and_tune_jobs(qtbot, corpora_dir, tmp_path) -> None:
     """The worker's sweep and tune jobs on the bundled model: files and figures written, λ proposed."""
-    from app.backend import ImportReport
-    from app.real_backend import RealBackend
-    from app.worker import Worker
+    from app.jobs.backend import ImportReport
+    from app.jobs.real_backend import RealBackend
+    from app.jobs.worker import Worker
 
     w = Worker(RealBackend())
     out: dict = {}

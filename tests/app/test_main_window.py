@@ -9,10 +9,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app import autosave
-from app.main_window import MainWindow
-from app.model_dialog import ModelChoice
-from app.settings import Settings
+from app.gui import autosave
+from app.gui.main_window import MainWindow
+from app.gui.model_dialog import ModelChoice
+from app.gui.settings import Settings
 
 
 def _generate_and_wait(qtbot, win: MainWindow) -> None:
@@ -65,7 +65,7 @@ def test_lambda_slider_acts_on_the_stream_in_progress(qtbot, window: MainWindow,
                                                      fake_options) -> None:
     fake_options.token_delay_s = 0.02
     window.styles.set_styles([])
-    fake_backend._styles["s"] = __import__("app.backend", fromlist=["StyleInfo"]).StyleInfo("s", 1, 10, "t")
+    fake_backend._styles["s"] = __import__("app.jobs.backend", fromlist=["StyleInfo"]).StyleInfo("s", 1, 10, "t")
     window.styles.set_active("s")
     window.controls.set_lam(0.1)
     _type(qtbot, window, "Once")
@@ -261,14 +261,14 @@ def test_autosave_and_recovery(qtbot, fake_backend) -> None:
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: win.worker.model is not None, timeout=5000)
     _type(qtbot, win, "Precious words")
-    assert win.autosave_now()
-    assert not win.autosave_now()  # nothing new
+    assert win.doc.autosave_now()
+    assert not win.doc.autosave_now()  # nothing new
     assert sorted(p.read_text() for p in autosave.autosave_dir().glob("*.txt")) == ["Precious words"]
     # a crash: the window goes away without closeEvent clearing the draft, and its lock with it
     win.worker.shutdown()
-    win.autosave_timer.stop()
-    win.idle_timer.stop()
-    win.draft._lock.unlock()
+    win.doc.autosave_timer.stop()
+    win.doc.idle_timer.stop()
+    win.doc.draft._lock.unlock()
     win.deleteLater()
     fresh = MainWindow(fake_backend, interactive=False)
     qtbot.addWidget(fresh)
@@ -308,14 +308,14 @@ def test_widgets_have_accessible_names(window: MainWindow) -> None:
                     isinstance(w, QAbstractButton) and w.text()):
                 if w.objectName().startswith("qt_"):
                     continue  # Qt's own internal parts
-                if window.tune_panel is not None and window.tune_panel.isAncestorOf(w):
+                if window.tune_panel.isAncestorOf(w):
                     continue  # the Tune λ panel is its own module, tested with it
                 missing.append(f"{type(w).__name__}({w.objectName()})")
     assert not missing, missing
 
 
 def test_resources_load_through_importlib() -> None:
-    from app import resources
+    from app.gui import resources
 
     icon = resources.app_icon()
     assert not icon.isNull() and icon.availableSizes()
@@ -336,11 +336,9 @@ def test_an_exception_in_a_job_reaches_the_user(qtbot, window: MainWindow, fake_
 
 
 def test_tune_dock_is_wired_when_present(qtbot, window: MainWindow, fake_backend) -> None:
-    if window.tune_panel is None:
-        pytest.skip("app/tune_panel.py is not in the tree")
     window.tune_panel.lambdaApplied.emit(0.42)
     assert window.controls.lam() == pytest.approx(0.42)
-    from app.backend import StyleInfo
+    from app.jobs.backend import StyleInfo
 
     fake_backend._styles["s"] = StyleInfo("s", 1, 10, "t")
     window.styles.set_active("s")
@@ -354,8 +352,6 @@ def test_tune_dock_is_wired_when_present(qtbot, window: MainWindow, fake_backend
 
 
 def test_tune_panel_follows_the_app_mode_and_applies_its_own(qtbot, window: MainWindow) -> None:
-    if window.tune_panel is None:
-        pytest.skip("app/tune_panel.py is not in the tree")
     panel = window.tune_panel
     window.controls.set_mode("paper")
     assert panel.mode_box.currentText() == "paper"
@@ -398,11 +394,11 @@ def test_run_gui_opens_the_window_on_the_demo_model(qtbot, monkeypatch, fake_bac
     """`stylesteer` with no arguments: run_gui builds the window, loads the demo model, exits cleanly."""
     import sys
 
-    import app.main_window as mw
-    import app.real_backend
+    import app.gui.main_window as mw
+    import app.jobs.real_backend
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_gui installs its own; put it back after
-    monkeypatch.setattr(app.real_backend, "RealBackend", lambda: fake_backend)
+    monkeypatch.setattr(app.jobs.real_backend, "RealBackend", lambda: fake_backend)
     seen: list[MainWindow] = []
 
     def fake_exec() -> int:
@@ -439,7 +435,7 @@ def test_style_and_model_are_remembered(qtbot, fake_backend, corpus_files) -> No
 
 
 def test_model_dialog_choices(qtbot) -> None:
-    from app.model_dialog import TINYLLAMA, ModelDialog
+    from app.gui.model_dialog import TINYLLAMA, ModelDialog
 
     dlg = ModelDialog(ModelChoice("demo", "auto", "none"))
     qtbot.addWidget(dlg)
@@ -467,7 +463,7 @@ def test_a_stale_alternative_is_refused(qtbot, window: MainWindow) -> None:
 def test_the_excepthook_shows_errors(qtbot, window: MainWindow, monkeypatch) -> None:
     import sys
 
-    from app.main_window import _install_excepthook
+    from app.gui.main_window import _install_excepthook
 
     monkeypatch.setattr(sys, "excepthook", lambda *a: None)
     _install_excepthook([window])
@@ -487,7 +483,7 @@ def test_window_stays_responsive_while_a_busy_engine_streams(qtbot, fake_backend
     code causes shows up every time)."""
     import gc
 
-    from app.backend import StyleInfo
+    from app.jobs.backend import StyleInfo
     from tests.app.heartbeat import Heartbeat
 
     # As the app does after start-up (main_window.preload_engine): long-lived objects out of the
@@ -553,7 +549,7 @@ def test_buttons_and_menu_items_work_when_clicked(qtbot, window: MainWindow, cor
 
 
 def test_full_sweep_from_the_tools_menu(qtbot, window: MainWindow, fake_backend, tmp_path) -> None:
-    from app.backend import StyleInfo
+    from app.jobs.backend import StyleInfo
 
     assert window.open_sweep() is None  # no style yet: a clear message instead
     assert "Choose a style" in window.errors[-1]

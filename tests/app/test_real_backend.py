@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.backend import ImportReport
-from app.real_backend import RealBackend
-from app.worker import JobError, Worker
+from app.jobs.backend import ImportReport
+from app.jobs.real_backend import RealBackend
+from app.jobs.worker import JobError, Worker
 from styles.tokenizers import tokenizer_fingerprint
 from tests.styles.tiny_tokenizer import TinyTokenizer
 
@@ -101,7 +101,7 @@ def test_import_can_be_cancelled_and_leaves_the_store_unchanged(qtbot, worker: W
 
 
 def test_generation_without_a_model_says_so(qtbot, tmp_path: Path) -> None:
-    from app.backend import SteerParams
+    from app.jobs.backend import SteerParams
     from engine.types import SamplingConfig
 
     w = Worker(RealBackend(tmp_path / "s.db"))

@@ -14,9 +14,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
-from app import autosave
-from app.main_window import MainWindow
-from app.settings import Settings, settings_file
+from app.gui import autosave
+from app.gui.main_window import MainWindow
+from app.gui.settings import Settings, settings_file
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def _draft_texts() -> list[str]:
 def test_an_untouched_window_writes_no_draft(qtbot, fake_backend) -> None:
     win = _window(qtbot, fake_backend)
     assert not win.isWindowModified()
-    assert not win.autosave_now()
+    assert not win.doc.autosave_now()
     assert _draft_texts() == []
     win.close()
 
@@ -49,18 +49,18 @@ def test_an_untouched_window_writes_no_draft(qtbot, fake_backend) -> None:
 def test_each_window_keeps_its_own_draft_and_never_offers_a_live_one(qtbot, fake_backend) -> None:
     a = _window(qtbot, fake_backend)
     _type(qtbot, a, "Precious words")
-    assert a.autosave_now()
-    assert not a.autosave_now()  # nothing new
+    assert a.doc.autosave_now()
+    assert not a.doc.autosave_now()  # nothing new
     b = _window(qtbot, fake_backend)
     assert not b.check_recovery(accept=True)  # A is alive: its draft is not B's to take
     b.close()  # B closing cleanly removes B's draft only
     assert _draft_texts() == ["Precious words"]
     # A crashes: its process (here: its lock) is gone, the draft stays
-    a.autosave_timer.stop()
-    a.idle_timer.stop()
-    a.draft._lock.unlock()
-    a.draft._lock = None
-    a.draft._written = False
+    a.doc.autosave_timer.stop()
+    a.doc.idle_timer.stop()
+    a.doc.draft._lock.unlock()
+    a.doc.draft._lock = None
+    a.doc.draft._written = False
     c = _window(qtbot, fake_backend)
     assert c.check_recovery(accept=True)
     assert c.editor.text() == "Precious words"
@@ -85,7 +85,7 @@ def test_discarding_a_draft_deletes_only_that_draft(qtbot, fake_backend) -> None
     (folder / "draft.json").write_text(json.dumps({"path": None, "saved_at": 1.0}), encoding="utf-8")
     win = _window(qtbot, fake_backend)
     _type(qtbot, win, "mine")
-    assert win.autosave_now()
+    assert win.doc.autosave_now()
     assert not win.check_recovery(accept=False)
     assert _draft_texts() == ["mine"]
     win.close()
@@ -159,10 +159,10 @@ def test_an_unwritable_data_folder_is_said_once_and_documents_still_work(
     assert "cannot be written" in win.errors[0]
     _type(qtbot, win, "Still here")
     for _ in range(3):
-        assert not win.autosave_now()
+        assert not win.doc.autosave_now()
     assert len(win.errors) == 1  # said once, not every few seconds
     out = tmp_path / "elsewhere.md"
-    assert win._write(out)
+    assert win.doc.write(out)
     assert out.read_text(encoding="utf-8") == "Still here"
     win.close()
     assert not win.isVisible()
@@ -213,7 +213,7 @@ def test_a_character_the_encoding_cannot_hold_is_never_lost(qtbot, window: MainW
 def test_a_failed_save_leaves_no_temporary_file(qtbot, window: MainWindow, tmp_path: Path) -> None:
     _type(qtbot, window, "text")
     missing = tmp_path / "no-such-folder" / "out.md"
-    assert not window._write(missing)
+    assert not window.doc.write(missing)
     assert "Cannot save" in window.errors[-1]
     assert not (tmp_path / "no-such-folder").exists()
     assert window.editor.text() == "text"
@@ -233,7 +233,7 @@ def test_after_accepting_no_hint_or_inspector_speaks_of_a_suggestion(qtbot, wind
 
 
 def test_a_new_stage_of_model_loading_is_never_throttled_away(qtbot, fake_backend) -> None:
-    from app.worker import JobContext
+    from app.jobs.worker import JobContext
 
     seen: list[str] = []
 

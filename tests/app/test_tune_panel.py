@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.tune_panel import TunePanel
+from app.gui.tune_panel import TunePanel
 from engine.sweep import tune_from_rows
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from app import palette
-from app.compare_view import differing, format_metric
-from app.controls import SLIDER_STEPS, SteeringControls, lam_to_slider, slider_to_lam
-from app.settings import Settings, SteerSettings
+from app.gui import palette
+from app.gui.compare_view import differing, format_metric
+from app.gui.controls import SLIDER_STEPS, SteeringControls, lam_to_slider, slider_to_lam
+from app.gui.settings import Settings, SteerSettings
 
 
 def test_lambda_slider_is_fine_near_zero() -> None:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from app.backend import SteerParams, UserFacingError
-from app.fake_engine import FakeBackend, FakeOptions
-from app.worker import Worker
+from app.jobs.backend import SteerParams, UserFacingError
+from tests.fake_engine import FakeBackend, FakeOptions
+from app.jobs.worker import Worker
 from engine.types import SamplingConfig
 from tests.app.heartbeat import Heartbeat
 
@@ -101,7 +101,7 @@ def test_gui_never_stalls_while_the_worker_streams(qtbot) -> None:
     # as fast as that allows; the GUI appends each batch to a real editor as the app does.
     import gc
 
-    from app.editor import Editor
+    from app.gui.editor import Editor
 
     gc.collect()
     gc.freeze()  # as the app does after start-up (main_window.preload_engine)

@@ -331,7 +331,7 @@ def test_split_priors_one_document() -> None:
 
 # --- the command line (no model) ------------------------------------------------------------------
 def test_cli_user_errors(tmp_path: Path, capsys) -> None:
-    from app.cli import main
+    from app.main import main
 
     assert main(["sweep"]) == 2
     assert "--style is required" in capsys.readouterr().err
@@ -344,7 +344,7 @@ def test_cli_user_errors(tmp_path: Path, capsys) -> None:
 
 
 def test_cli_plot_and_report_from_a_folder(tmp_path: Path, capsys) -> None:
-    from app.cli import main
+    from app.main import main
 
     run_sweep(FakeBackend(), tmp_path, prompts=PROMPTS, lams=[0.0, 0.5], modes=["dense"], config=CONFIG)
     assert main(["sweep", "--plot", str(tmp_path), "--report"]) == 0

@@ -1,4 +1,4 @@
-"""`stylesteer styles ...` through app.cli.main: output, JSON, exit codes."""
+"""`stylesteer styles ...` through the stylesteer entry point: output, JSON, exit codes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app import cli, cli_styles
+from app import main as entry
+from app.cli import library
 from tests.styles.tiny_tokenizer import TinyTokenizer
 
 
@@ -17,7 +18,7 @@ def tiny_model(monkeypatch):
 
 
 def run(capsys, *argv):
-    code = cli.main(["styles", *argv])
+    code = entry.main(["styles", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from app.backend import (
+from app.jobs.backend import (
     Cancelled,
     ImportReport,
     ModelInfo,

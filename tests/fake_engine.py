@@ -17,7 +17,7 @@ from typing import Any
 
 import torch  # imported up front, as the app does, so no import runs on the worker mid-test
 
-from app.backend import (
+from app.jobs.backend import (
     Cancelled,
     ImportReport,
     ModelInfo,

@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from app.cli import UserError
+from app.cli.common import UserError
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,

@@ -22,8 +22,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 
-import app.qtfix  # noqa: F401  (before any Qt call: see the module)
-from app import palette
+from app.gui import palette
 from engine.types import TokenStep
 
 PROMPT_MAX_CHARS = 6000  # the model sees at most this much text before the cursor

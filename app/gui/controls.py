@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.settings import SteerSettings
+from app.gui.settings import SteerSettings
 from engine.types import MODES, SamplingConfig
 
 SLIDER_STEPS = 1000

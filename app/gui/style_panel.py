@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.backend import ImportReport, StyleDetails, StyleInfo
-from app.worker import JobError, Worker
+from app.jobs.backend import ImportReport, StyleDetails, StyleInfo
+from app.jobs.worker import JobError, Worker
 
 NO_STYLE = "(none: unsteered)"
 

@@ -1,4 +1,4 @@
-"""The `stylesteer` command: no arguments opens the app; a subcommand runs the CLI."""
+"""The `stylesteer` subcommands (generate, styles, sweep, bench); never imports Qt."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-
-class UserError(Exception):
-    """A problem with the user's input or environment: one clear line, exit code 2."""
+from app.cli.common import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app import cli_bench, cli_generate, cli_styles, cli_sweep
+    from app.cli import bench, generate, library, sweep
 
     parser = argparse.ArgumentParser(
         prog="stylesteer",
@@ -20,28 +18,20 @@ def build_parser() -> argparse.ArgumentParser:
         "With no command, opens the app.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    cli_generate.register(sub)
-    cli_styles.register(sub)
-    cli_sweep.register(sub)
-    cli_bench.register(sub)
+    generate.register(sub)
+    library.register(sub)
+    sweep.register(sub)
+    bench.register(sub)
+    # Listed for --help; `stylesteer gui` is dispatched by app.main before this parser runs.
     gui = sub.add_parser("gui", help="open the app (the default with no command)")
     gui.add_argument("--model", default=None, help="model to load at start (default: the demo model)")
-    gui.set_defaults(func=_run_gui)
     return parser
 
 
-def _run_gui(args: argparse.Namespace) -> int:
-    from app.main_window import run_gui
-
-    return run_gui(model=getattr(args, "model", None))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def run(argv: Sequence[str]) -> int:
+    """Run one subcommand; a UserError is one line on stderr and exit code 2."""
     parser = build_parser()
-    if not argv:
-        return _run_gui(argparse.Namespace(model=None))
-    args = parser.parse_args(argv)
+    args = parser.parse_args(list(argv))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -53,11 +43,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("stylesteer: interrupted", file=sys.stderr)
         return 130
-
-
-def gui_main() -> int:
-    return main([])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

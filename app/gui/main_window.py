@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
 import tempfile
-import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QIODevice, QSaveFile, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
     QDialogButtonBox,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QProgressBar,
     QPushButton,
@@ -31,26 +29,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import app.qtfix  # noqa: F401  (before any Qt call: see the module)
-from app import autosave, resources, theme
-from app.backend import Backend, ModelInfo, SteerParams
-from app.compare_view import CompareView
-from app.controls import SteeringControls
-from app.editor import Editor, TokenRef, end_sealed_block
-from app.inspector import Inspector
-from app.model_dialog import DEMO, ModelChoice, ModelDialog
-from app.settings import Settings, init_application_names
-from app.style_panel import StylePanel
-from app.worker import JobError, Worker
-from styles.readers import DecodedText, ReadError, decode_document
+from app.gui import resources, theme
+from app.gui.compare_view import CompareView
+from app.gui.controls import SteeringControls
+from app.gui.document import DocumentController
+from app.gui.jobslot import JobSlot
+from app.gui.editor import Editor, TokenRef, end_sealed_block
+from app.gui.inspector import Inspector
+from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
+from app.gui.settings import Settings, init_application_names
+from app.gui.style_panel import StylePanel
+from app.gui.tune_panel import TunePanel
+from app.jobs.backend import Backend, ModelInfo, SteerParams
+from app.jobs.worker import JobError, Worker
 
-try:  # the Tune λ dock is written separately; the app works without it
-    from app.tune_panel import TunePanel
-except ImportError:  # pragma: no cover - depends on the tree
-    TunePanel = None  # type: ignore[assignment,misc]
 
-_NEWLINE_NAMES = {"\n": "LF", "\r\n": "CRLF", "\r": "CR"}
-FILE_FILTER = "Text (*.txt *.md);;Markdown (*.md);;All files (*)"
 MAX_RECENT = 8
 
 SHORTCUTS = (
@@ -83,7 +76,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.errors: list[str] = []
         if backend is None:
-            from app.real_backend import RealBackend
+            from app.jobs.real_backend import RealBackend
 
             backend = RealBackend()
         self.worker = Worker(backend, self)
@@ -96,17 +89,33 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
-        self.path: Path | None = None
-        self._gen_job: int | None = None
+        self.gen_slot = JobSlot(self.worker)
         self._gen_prompt = ""
         self._regen_count = 0
-        self._load_job: int | None = None
-        self._compare_job: int | None = None
-        self._tune_job: int | None = None
-        self._sweep_job: int | None = None
+        self.load_slot = JobSlot(self.worker)
+        self.compare_slot = JobSlot(self.worker)
+        self.tune_slot = JobSlot(self.worker)
+        self.sweep_slot = JobSlot(self.worker)
         self.sweep_dialog = None
         self.last_summary = None
 
+        self._build_editor()
+        self._build_panels(interactive)
+        self._build_compare()
+        self._build_status_bar()
+        self._build_menus()
+        self._apply_theme(self.settings.theme())
+        hints = QApplication.styleHints()
+        if hasattr(hints, "colorSchemeChanged"):
+            hints.colorSchemeChanged.connect(lambda _s: self._apply_theme(self.settings.theme()))
+        self._restore_layout()
+        self.doc.report_data_folder(data_folder_problem())
+        self._update_title()
+        self._update_actions()
+        self._start(model, autoload)
+
+    # --- construction helpers ------------------------------------------------------------------
+    def _build_editor(self) -> None:
         self.editor = Editor()
         self.setCentralWidget(self.editor)
         self.editor.generateRequested.connect(self.generate)
@@ -114,8 +123,11 @@ class MainWindow(QMainWindow):
         self.editor.stopRequested.connect(self.stop_generation)
         self.editor.ghostChanged.connect(self._update_actions)
         self.editor.ghostChanged.connect(self._on_ghost_changed)
-        self.editor.document().modificationChanged.connect(lambda _m: self._update_title())
+        self.doc = DocumentController(self, self)
+        self.doc.changed.connect(self._update_title)
+        self.doc.fileUsed.connect(self._file_used)
 
+    def _build_panels(self, interactive: bool) -> None:
         self.controls = SteeringControls(self.settings.steer())
         self.controls.lamChanged.connect(self._on_lam_changed)
         self.controls.changed.connect(self._save_steer)
@@ -129,14 +141,14 @@ class MainWindow(QMainWindow):
         self.styles_dock = self._dock("Styles", self.styles, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.controls_dock = self._dock("Steering", self.controls, Qt.DockWidgetArea.RightDockWidgetArea)
         self.inspector_dock = self._dock("Token", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tune_panel = None
-        self.tune_dock = None
-        if TunePanel is not None:
-            self._setup_tune()
+        self.tune_panel = TunePanel()
+        self.tune_dock = self._dock("Tune λ", self.tune_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._setup_tune(self.tune_panel)
 
+    def _build_compare(self) -> None:
         self.compare_view = CompareView()
         self.compare_view.runRequested.connect(self.run_compare)
-        self.compare_view.stopRequested.connect(lambda: self.worker.cancel(self._compare_job))
+        self.compare_view.stopRequested.connect(self.compare_slot.cancel)
         self.compare_view.insertRequested.connect(self.insert_text)
         self.compare_dialog = QDialog(self)
         self.compare_dialog.setWindowTitle("Compare: baseline vs steered")
@@ -145,37 +157,15 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.compare_view)
         self.compare_dialog.resize(1000, 700)
 
-        self._build_status_bar()
-        self._build_menus()
-        self._apply_theme(self.settings.theme())
-        hints = QApplication.styleHints()
-        if hasattr(hints, "colorSchemeChanged"):
-            hints.colorSchemeChanged.connect(lambda _s: self._apply_theme(self.settings.theme()))
-
+    def _restore_layout(self) -> None:
         self.resize(1280, 800)
         if (geo := self.settings.geometry()) is not None:
             self.restoreGeometry(geo)
         if (state := self.settings.window_state()) is not None:
             self.restoreState(state)
 
-        self.doc_format: DecodedText | None = None  # how the open file was encoded (None: new, UTF-8)
-        self.draft = autosave.DraftSlot()
-        self._autosaved_text: str | None = None
-        self._autosave_problem: str | None = None
-        self._dirty_since: float | None = None
-        self.autosave_timer = QTimer(self)  # a backstop; edits schedule drafts themselves
-        self.autosave_timer.setInterval(autosave.INTERVAL_MS)
-        self.autosave_timer.timeout.connect(self.autosave_now)
-        self.autosave_timer.start()
-        self.idle_timer = QTimer(self)
-        self.idle_timer.setSingleShot(True)
-        self.idle_timer.setInterval(autosave.IDLE_MS)
-        self.idle_timer.timeout.connect(self.autosave_now)
-        self.editor.document().contentsChanged.connect(self._on_edited)
-        self._report_data_folder()
-
-        self._update_title()
-        self._update_actions()
+    def _start(self, model: str | None, autoload: bool) -> None:
+        """List the styles, bring back the active one, and load the model (the remembered one)."""
         self.styles.refresh()
         wanted_style = self.settings.style()
         if wanted_style:
@@ -185,7 +175,6 @@ class MainWindow(QMainWindow):
             spec = model or choice.spec
             self.load_model(ModelChoice(spec, choice.device, choice.quantize), remember=model is None)
 
-    # --- construction helpers ------------------------------------------------------------------
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock{title.replace(' ', '')}")
@@ -194,14 +183,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def _setup_tune(self) -> None:
-        try:
-            panel = TunePanel()
-        except Exception as exc:  # noqa: BLE001 - a broken optional panel must not take the app down
-            self.statusBar().showMessage(f"Tune panel unavailable: {exc}", 8000)
-            return
-        self.tune_panel = panel
-        self.tune_dock = self._dock("Tune λ", panel, Qt.DockWidgetArea.RightDockWidgetArea)
+    def _setup_tune(self, panel: TunePanel) -> None:
         self.tabifyDockWidget(self.inspector_dock, self.tune_dock)
         self.inspector_dock.raise_()
         panel.runRequested.connect(self.run_tune)
@@ -210,10 +192,8 @@ class MainWindow(QMainWindow):
         panel.lambdaApplied.connect(self.controls.set_lam)
         panel.set_mode(self.controls.values().mode)
         self.controls.mode.currentIndexChanged.connect(lambda *_: panel.set_mode(self.controls.values().mode))
-        if hasattr(panel, "cancelRequested"):
-            panel.cancelRequested.connect(lambda: self.worker.cancel(self._tune_job))
-        if hasattr(panel, "set_style"):
-            panel.set_style("")
+        panel.cancelRequested.connect(self.tune_slot.cancel)
+        panel.set_style("")
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -250,7 +230,25 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
-        f = mb.addMenu("&File")
+        self._build_file_menu(mb.addMenu("&File"))
+        self._build_edit_menu(mb.addMenu("&Edit"))
+        self._build_generate_menu(mb.addMenu("&Generate"))
+        s = mb.addMenu("&Styles")
+        self._action(s, "&Import Files…", self.styles.import_files, "Ctrl+I")
+        self._action(s, "Import &Folder…", self.styles.import_folder)
+        self._action(s, "&Refresh", self.styles.refresh)
+        t = mb.addMenu("&Tools")
+        self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
+                     tip="Decode the paper's prompts at every λ for the active style; results and figures")
+        m = mb.addMenu("&Model")
+        self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
+        self.cancel_load_action = self._action(m, "Cancel &Loading", self.cancel_load)
+        self._build_view_menu(mb.addMenu("&View"))
+        h = mb.addMenu("&Help")
+        self._action(h, "&Keyboard Shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        self._action(h, "&About StyleSteer", self.show_about)
+
+    def _build_file_menu(self, f: QMenu) -> None:
         self._action(f, "&New", self.new_file, QKeySequence.StandardKey.New)
         self._action(f, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open)
         self.recent_menu = f.addMenu("Open &Recent")
@@ -262,7 +260,7 @@ class MainWindow(QMainWindow):
         f.addSeparator()
         self._action(f, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
-        e = mb.addMenu("&Edit")
+    def _build_edit_menu(self, e: QMenu) -> None:
         self.undo_action = self._action(e, "&Undo", self.editor.undo, QKeySequence.StandardKey.Undo)
         self.redo_action = self._action(e, "&Redo", self.editor.redo, QKeySequence.StandardKey.Redo)
         e.addSeparator()
@@ -272,7 +270,7 @@ class MainWindow(QMainWindow):
         self.editor.undoAvailable.connect(self.undo_action.setEnabled)
         self.editor.redoAvailable.connect(self.redo_action.setEnabled)
 
-        g = mb.addMenu("&Generate")
+    def _build_generate_menu(self, g: QMenu) -> None:
         self.generate_action = self._action(g, "&Generate at Cursor", self.generate, "Ctrl+Return",
                                             "Suggest a continuation in the active style")
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
@@ -283,23 +281,9 @@ class MainWindow(QMainWindow):
         g.addSeparator()
         self._action(g, "&Compare Baseline and Steered…", self.open_compare, "Ctrl+Shift+C")
 
-        s = mb.addMenu("&Styles")
-        self._action(s, "&Import Files…", self.styles.import_files, "Ctrl+I")
-        self._action(s, "Import &Folder…", self.styles.import_folder)
-        self._action(s, "&Refresh", self.styles.refresh)
-
-        t = mb.addMenu("&Tools")
-        self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
-                     tip="Decode the paper's prompts at every λ for the active style; results and figures")
-
-        m = mb.addMenu("&Model")
-        self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
-        self.cancel_load_action = self._action(m, "Cancel &Loading", self.cancel_load)
-
-        v = mb.addMenu("&View")
+    def _build_view_menu(self, v: QMenu) -> None:
         for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock):
-            if dock is not None:
-                v.addAction(dock.toggleViewAction())
+            v.addAction(dock.toggleViewAction())
         v.addSeparator()
         self.tints_action = QAction("Show Token &Tints", self, checkable=True)
         self.tints_action.setChecked(self.settings.show_tints())
@@ -316,10 +300,6 @@ class MainWindow(QMainWindow):
             group.addAction(act)
             tm.addAction(act)
             self.theme_actions[key] = act
-
-        h = mb.addMenu("&Help")
-        self._action(h, "&Keyboard Shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
-        self._action(h, "&About StyleSteer", self.show_about)
 
     # --- errors ------------------------------------------------------------------------------
     def show_error(self, message: str, details: str = "", title: str = "StyleSteer") -> None:
@@ -351,8 +331,6 @@ class MainWindow(QMainWindow):
             self.load_model(dlg.choice())
 
     def load_model(self, choice: ModelChoice, remember: bool = True) -> int:
-        if self._load_job is not None:
-            self.worker.cancel(self._load_job)
         self.load_bar.setValue(0)
         self.load_bar.setFormat(f"Loading {choice.spec}… %p%")
         self.load_bar.setVisible(True)
@@ -365,8 +343,6 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Loading {choice.spec}: {stage}")
 
         def finish() -> None:
-            if self._load_job == job:
-                self._load_job = None
             self.load_bar.setVisible(False)
             self.load_cancel.setVisible(False)
             self._update_actions()
@@ -390,15 +366,15 @@ class MainWindow(QMainWindow):
             kept = f"; still using {self.worker.model.name}" if self.worker.model else ""
             self.statusBar().showMessage(f"Model loading cancelled{kept}.", 6000)
 
-        job = self.worker.load_model(choice.spec, device=choice.device_arg, quantize=choice.quantize_arg,
-                                     on_progress=progress, on_done=done, on_error=failed,
-                                     on_cancelled=cancelled)
-        self._load_job = job
+        job = self.load_slot.start(self.worker.load_model, choice.spec, device=choice.device_arg,
+                                   quantize=choice.quantize_arg, on_progress=progress, on_done=done,
+                                   on_error=failed, on_cancelled=cancelled, on_stale_error=self.show_job_error)
         self._update_actions()
         return job
 
     def cancel_load(self) -> None:
-        self.worker.cancel(self._load_job)
+        if self.load_slot.job is not None:
+            self.worker.cancel(self.load_slot.job)  # the slot's cancelled callback hides the bar
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_label.setText(info.status_text())
@@ -412,8 +388,7 @@ class MainWindow(QMainWindow):
     def _on_style_changed(self, name: str | None) -> None:
         self.settings.set_style(name)
         self.style_label.setText(f"Style: {name}" if name else "No style")
-        if self.tune_panel is not None and hasattr(self.tune_panel, "set_style"):
-            self.tune_panel.set_style(name or "")
+        self.tune_panel.set_style(name or "")
         self.compare_view.set_title(name, self.controls.lam(), self.controls.values().mode)
 
     def _on_lam_changed(self, lam: float) -> None:
@@ -429,12 +404,12 @@ class MainWindow(QMainWindow):
 
     # --- generation ----------------------------------------------------------------------------
     def generating(self) -> bool:
-        return self._gen_job is not None
+        return self.gen_slot.busy()
 
     def generate(self) -> int | None:
         """Ctrl+Enter: stream a steered continuation after the cursor as a suggestion."""
         if self.worker.model is None:
-            self.show_error("The model is still loading; try again in a moment." if self._load_job
+            self.show_error("The model is still loading; try again in a moment." if self.load_slot.busy()
                             else "No model is loaded: choose one under Model.")
             return None
         self.stop_generation()
@@ -448,16 +423,8 @@ class MainWindow(QMainWindow):
             sampling.seed += self._regen_count
         self._gen_prompt = prompt
         self.gen_label.setText("Generating…")
-        job_holder: list[int] = []
-
-        def on_tokens(steps: list) -> None:
-            if self._gen_job == job_holder[0]:
-                self.editor.append_ghost(steps)
 
         def done(summary: Any) -> None:
-            if self._gen_job != job_holder[0]:
-                return
-            self._gen_job = None
             self.last_summary = summary
             n = len(summary.token_ids)
             js = summary.metrics.get("js_mean_bits")
@@ -467,23 +434,18 @@ class MainWindow(QMainWindow):
             self.generationFinished.emit(summary)
 
         def failed(error: JobError) -> None:
-            if self._gen_job == job_holder[0]:
-                self._gen_job = None
-                self.editor.discard_ghost()
-                self.gen_label.setText("")
-                self._update_actions()
+            self.editor.discard_ghost()
+            self.gen_label.setText("")
+            self._update_actions()
             self.show_job_error(error)
 
         def cancelled() -> None:
-            if self._gen_job == job_holder[0]:
-                self._gen_job = None
-                self.gen_label.setText("Stopped")
-                self._update_actions()
+            self.gen_label.setText("Stopped")
+            self._update_actions()
 
-        job = self.worker.generate(prompt, sampling, self.steer_params(), on_yield=on_tokens, on_done=done,
-                                   on_error=failed, on_cancelled=cancelled)
-        job_holder.append(job)
-        self._gen_job = job
+        job = self.gen_slot.start(self.worker.generate, prompt, sampling, self.steer_params(),
+                                  on_yield=self.editor.append_ghost, on_done=done, on_error=failed,
+                                  on_cancelled=cancelled, on_stale_error=self.show_job_error)
         self._update_actions()
         return job
 
@@ -491,7 +453,7 @@ class MainWindow(QMainWindow):
         """Once a suggestion is accepted or gone, no hint or inspector still speaks of it."""
         if showing:
             return
-        if self._gen_job is None:
+        if not self.gen_slot.busy():
             self.gen_label.setText("")
         shown = self.inspector.token()
         if shown is not None and shown.ghost:
@@ -503,11 +465,12 @@ class MainWindow(QMainWindow):
                 self.inspector.clear()
 
     def stop_generation(self) -> None:
-        if self._gen_job is not None:
-            self.worker.cancel(self._gen_job)
-            self._gen_job = None
+        if self.gen_slot.cancel():
             self.gen_label.setText("Stopped")
         self._update_actions()
+
+    def discard_suggestion(self) -> None:
+        self._stop_and_discard()
 
     def _stop_and_discard(self) -> None:
         self.stop_generation()
@@ -569,40 +532,22 @@ class MainWindow(QMainWindow):
         if not self.styles.active():
             self.show_error("Choose a style to compare against (Styles panel → Use).")
             return None
-        if self._compare_job is not None:
-            self.worker.cancel(self._compare_job)
         view = self.compare_view
         view.begin()
-        holder: list[int] = []
-
-        def pairs(items: list) -> None:
-            if self._compare_job == holder[0]:
-                view.add_pairs(items)
-
-        def done(summaries: Any) -> None:
-            if self._compare_job == holder[0]:
-                self._compare_job = None
-                view.finish(summaries)
 
         def ended(error: JobError | None = None) -> None:
-            if self._compare_job == holder[0]:
-                self._compare_job = None
-                view.finish(None)
+            view.finish(None)
             if error is not None:
                 self.show_job_error(error)
 
-        job = self.worker.compare(prompt, self.controls.sampling(seed=seed), self.steer_params(),
-                                  on_yield=pairs, on_done=done, on_error=ended, on_cancelled=ended)
-        holder.append(job)
-        self._compare_job = job
-        return job
+        return self.compare_slot.start(self.worker.compare, prompt, self.controls.sampling(seed=seed),
+                                       self.steer_params(), on_yield=view.add_pairs, on_done=view.finish,
+                                       on_error=ended, on_cancelled=ended, on_stale_error=self.show_job_error)
 
     # --- tune --------------------------------------------------------------------------------
     def run_tune(self, params: dict) -> int | None:
         panel = self.tune_panel
         style = self.styles.active()
-        if panel is None:
-            return None
         if not style:
             self.show_error("Choose a style first: tuning measures λ against a style.")
             return None
@@ -612,23 +557,22 @@ class MainWindow(QMainWindow):
         panel.set_busy(True)
 
         def done(result: Any) -> None:
-            self._tune_job = None
             panel.set_busy(False)
             panel.show_result(result)
 
         def ended(error: JobError | None = None) -> None:
-            self._tune_job = None
             panel.set_busy(False)
             if error is not None:
                 self.show_job_error(error)
 
-        self._tune_job = self.worker.tune(style, dict(params), on_progress=lambda d, t, _s: panel.set_progress(d, t),
-                                          on_done=done, on_error=ended, on_cancelled=ended)
-        return self._tune_job
+        return self.tune_slot.start(self.worker.tune, style, dict(params),
+                                    on_progress=lambda d, t, _s: panel.set_progress(d, t),
+                                    on_done=done, on_error=ended, on_cancelled=ended,
+                                    on_stale_error=self.show_job_error)
 
     # --- full sweep ----------------------------------------------------------------------------
     def open_sweep(self) -> QDialog | None:
-        from app.sweep_dialog import SweepDialog
+        from app.gui.sweep_dialog import SweepDialog
         from styles.paths import user_dir
 
         style = self.styles.active()
@@ -639,7 +583,7 @@ class MainWindow(QMainWindow):
             safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in style)
             dlg = SweepDialog(style, user_dir() / "sweeps" / safe, self)
             dlg.runRequested.connect(self.run_sweep)
-            dlg.cancelRequested.connect(lambda: self.worker.cancel(self._sweep_job))
+            dlg.cancelRequested.connect(self.sweep_slot.cancel)
             self.sweep_dialog = dlg
         self.sweep_dialog.show()
         return self.sweep_dialog
@@ -657,137 +601,50 @@ class MainWindow(QMainWindow):
         dlg.set_busy(True)
 
         def done(text: str) -> None:
-            self._sweep_job = None
             dlg.set_busy(False)
             dlg.show_result(text)
             self.statusBar().showMessage(text.split(".")[0], 8000)
 
         def ended(error: JobError | None = None) -> None:
-            self._sweep_job = None
             dlg.set_busy(False)
             dlg.show_result(error.message if error is not None else "Cancelled.")
             if error is not None:
                 self.show_job_error(error)
 
-        self._sweep_job = self.worker.sweep(dlg.style_name, dict(params),
-                                            on_progress=lambda d, t, _s: dlg.set_progress(d, t),
-                                            on_done=done, on_error=ended, on_cancelled=ended)
-        return self._sweep_job
+        return self.sweep_slot.start(self.worker.sweep, dlg.style_name, dict(params),
+                                     on_progress=lambda d, t, _s: dlg.set_progress(d, t),
+                                     on_done=done, on_error=ended, on_cancelled=ended,
+                                     on_stale_error=self.show_job_error)
 
-    # --- files ---------------------------------------------------------------------------------
-    def _confirm_discard(self) -> bool:
-        """True when it is fine to drop the current text (saved, or the user said so)."""
-        if not self.editor.document().isModified() or not self.editor.text():
-            return True
-        if not self.interactive:
-            return True
-        answer = QMessageBox.question(
-            self, "Unsaved changes", "Save the changes to your text first?",
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
-        if answer == QMessageBox.StandardButton.Save:
-            return self.save()
-        return answer == QMessageBox.StandardButton.Discard
+    # --- files (the document controller does the work) -------------------------------------------
+    @property
+    def path(self) -> Path | None:
+        return self.doc.path
 
     def new_file(self) -> None:
-        if not self._confirm_discard():
-            return
-        self._stop_and_discard()
-        self.editor.load_text("")
-        self.path = None
-        self.doc_format = None
-        self.draft.clear()
-        self._autosaved_text = None
-        self._update_title()
+        self.doc.new_file()
 
     def open_dialog(self) -> None:
-        if not self._confirm_discard():
-            return
-        name, _ = QFileDialog.getOpenFileName(self, "Open", self.settings.last_dir(), FILE_FILTER)
-        if name:
-            self.open_path(Path(name), confirm=False)
+        self.doc.open_dialog()
 
     def open_path(self, path: Path, *, confirm: bool = True) -> bool:
-        """Open a document with the importer's decoder; its encoding, BOM and line ends are kept."""
-        if confirm and not self._confirm_discard():
-            return False
-        try:
-            doc = decode_document(path.read_bytes())
-        except OSError as exc:
-            self.show_error(f"Cannot open {path.name}: {exc.strerror or exc}")
-            return False
-        except ReadError as exc:
-            self.show_error(f"Cannot open {path.name}: {exc}")
-            return False
-        self._stop_and_discard()
-        self.editor.load_text(doc.text)
-        self.path = path
-        self.doc_format = doc
-        self.settings.set_last_dir(str(path.parent))
-        self._add_recent(path)
-        self.draft.clear()
-        self._autosaved_text = None
-        self._update_title()
-        if doc.mixed_newlines:
-            self.statusBar().showMessage(
-                f"{path.name} mixes line endings; it will be saved with {_NEWLINE_NAMES[doc.newline]}.", 8000)
-        return True
+        return self.doc.open_path(path, confirm=confirm)
 
     def save(self) -> bool:
-        if self.path is None:
-            return self.save_as()
-        return self._write(self.path)
+        return self.doc.save()
 
     def save_as(self) -> bool:
-        start = str(self.path) if self.path else str(Path(self.settings.last_dir() or Path.home()) / "untitled.md")
-        name, _ = QFileDialog.getSaveFileName(self, "Save as", start, FILE_FILTER)
-        if not name:
-            return False
-        return self._write(Path(name))
+        return self.doc.save_as()
 
-    def _encoded(self, text: str, path: Path) -> bytes | None:
-        """The bytes to write, in the document's own encoding; None when the user declines."""
-        fmt = self.doc_format or DecodedText("", "utf-8", False, "\n")
-        try:
-            return fmt.encode(text)
-        except UnicodeEncodeError as exc:
-            bad = exc.object[exc.start:exc.end]
-            message = (f"{path.name} is {fmt.encoding}, which cannot hold {bad!r}; "
-                       f"save it as UTF-8 instead?")
-            if self.interactive:
-                answer = QMessageBox.question(self, "Save as UTF-8?", message)
-                if answer != QMessageBox.StandardButton.Yes:
-                    return None
-            else:
-                self.show_error(message + " (not saved)")
-                return None
-            self.doc_format = DecodedText("", "utf-8", fmt.bom, fmt.newline)
-            return self.doc_format.encode(text)
+    def check_recovery(self, accept: bool | None = None) -> bool:
+        return self.doc.check_recovery(accept)
 
-    def _write(self, path: Path) -> bool:
-        """Save atomically (QSaveFile): the old file stays whole until the new one is complete."""
-        text = self.editor.text()  # never the pending suggestion
-        data = self._encoded(text, path)
-        if data is None:
-            return False
-        out = QSaveFile(str(path))
-        ok = out.open(QIODevice.OpenModeFlag.WriteOnly) and out.write(data) == len(data) and out.commit()
-        if not ok:
-            error = out.errorString()
-            out.cancelWriting()
-            self.show_error(f"Cannot save {path.name}: {error}. Your text is still here.")
-            return False
-        self.path = path
+    def _recover_menu(self) -> None:
+        if not self.doc.check_recovery():
+            self.statusBar().showMessage("No unsaved text from other windows to recover.", 5000)
+
+    def _file_used(self, path: Path) -> None:
         self.settings.set_last_dir(str(path.parent))
-        self._add_recent(path)
-        self.editor.document().setModified(False)
-        self.draft.clear()
-        self._autosaved_text = text
-        self.statusBar().showMessage(f"Saved {path}", 4000)
-        self._update_title()
-        return True
-
-    def _add_recent(self, path: Path) -> None:
         recent = [str(path)] + [p for p in self.settings.recent_files() if p != str(path)]
         self.settings.set_recent_files(recent[:MAX_RECENT])
         self._rebuild_recent()
@@ -799,113 +656,6 @@ class MainWindow(QMainWindow):
             act = self.recent_menu.addAction(p)
             act.triggered.connect(lambda _c=False, p=p: self.open_path(Path(p)))
         self.recent_menu.setEnabled(bool(recent))
-
-    # --- drafts --------------------------------------------------------------------------------
-    def _on_edited(self) -> None:
-        """Typing schedules a draft: after a short pause, and at least every INTERVAL_MS."""
-        if not self.editor.document().isModified():
-            return
-        now = time.monotonic()
-        if self._dirty_since is None:
-            self._dirty_since = now
-        if now - self._dirty_since >= autosave.INTERVAL_MS / 1000:
-            self.autosave_now()
-        else:
-            self.idle_timer.start()
-
-    def _report_data_folder(self) -> None:
-        """A read-only or broken data folder is said once at start; documents elsewhere still work."""
-        problem = data_folder_problem()
-        if problem is None and self.draft.problem is not None:
-            problem = f"Autosave is off: {self.draft.problem}."
-        if problem is not None:
-            self._autosave_problem = problem
-            QTimer.singleShot(0, lambda: self.show_error(problem))
-
-    def autosave_now(self) -> bool:
-        """Write this window's draft (never the suggestion) when the text changed since the last one."""
-        text = self.editor.text()
-        if text == self._autosaved_text or not self.editor.document().isModified() or not self.draft.available:
-            self._dirty_since = None  # (autosave being off was said once at start)
-            return False
-        try:
-            self.draft.write(text, str(self.path) if self.path else None)
-        except OSError as exc:
-            message = f"Autosave failed: {exc.strerror or exc}. Save your text with Ctrl+S."
-            if message != self._autosave_problem:  # said once, not every few seconds
-                self._autosave_problem = message
-                self.statusBar().showMessage(message, 10000)
-                self.errors.append(message)
-            return False
-        self._autosave_problem = None
-        self._autosaved_text = text
-        self._dirty_since = None
-        return True
-
-    def check_recovery(self, accept: bool | None = None) -> bool:
-        """Offer back drafts whose window is gone (a crash, a kill); returns whether one was restored.
-
-        Drafts of windows that are still running are never offered. With `accept` given (tests),
-        the newest draft is recovered (True) or discarded (False) without asking.
-        """
-        drafts = autosave.orphans(self.draft.folder)
-        restored = False
-        for i, draft in enumerate(drafts):
-            choice = ("recover" if accept else "discard") if accept is not None else self._ask_recover(draft)
-            if accept is not None and i > 0:
-                choice = "later"
-            if choice == "recover" and not restored:
-                restored = self._recover(draft)
-                if not restored:
-                    draft.release()
-            elif choice == "discard":
-                draft.discard()
-            else:
-                draft.release()
-        if restored and len(drafts) > 1:
-            self.statusBar().showMessage(
-                "More unsaved drafts are kept; File > Recover Unsaved Text offers them again.", 10000)
-        return restored
-
-    def _recover_menu(self) -> None:
-        if not self.check_recovery():
-            self.statusBar().showMessage("No unsaved text from other windows to recover.", 5000)
-
-    def _ask_recover(self, draft: autosave.Draft) -> str:
-        if not self.interactive:
-            return "later"
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(draft.saved_at))
-        preview = " ".join(draft.text.split())[:160]
-        box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved text",
-                          f"StyleSteer found unsaved text of {draft.title()} from {when}, "
-                          f"left by a window that did not close normally:\n\n“{preview}…”", parent=self)
-        recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        box.addButton("Keep for Later", QMessageBox.ButtonRole.RejectRole)
-        box.setDefaultButton(recover)
-        box.exec()
-        clicked = box.clickedButton()
-        if clicked is recover:
-            return "recover" if self._confirm_discard() else "later"
-        return "discard" if clicked is discard else "later"
-
-    def _recover(self, draft: autosave.Draft) -> bool:
-        self._stop_and_discard()
-        self.editor.load_text(draft.text)
-        self.path = Path(draft.path) if draft.path else None
-        self.doc_format = None
-        if self.path is not None:
-            with contextlib.suppress(OSError, ReadError):
-                self.doc_format = decode_document(self.path.read_bytes())
-        self.editor.document().setModified(True)
-        self._autosaved_text = None
-        if self.autosave_now():
-            draft.discard()  # the text now lives in this window's own draft
-        else:
-            draft.release()
-        self._update_title()
-        self.statusBar().showMessage(f"Recovered unsaved text of {draft.title()}.", 6000)
-        return True
 
     # --- view ----------------------------------------------------------------------------------
     def set_theme(self, choice: str) -> None:
@@ -953,26 +703,23 @@ class MainWindow(QMainWindow):
                           "with n-gram priors injected into the logits (paper, dense and budget modes).")
 
     def _update_title(self) -> None:
-        name = self.path.name if self.path else "Untitled"
-        self.setWindowTitle(f"{name}[*] — StyleSteer")
+        self.setWindowTitle(f"{self.doc.title()}[*] — StyleSteer")
         self.setWindowModified(self.editor.document().isModified())
 
     def _update_actions(self, *_args: object) -> None:
         ghost = self.editor.has_ghost()
         self.accept_action.setEnabled(ghost)
         self.accept_word_action.setEnabled(ghost)
-        self.stop_action.setEnabled(ghost or self._gen_job is not None)
-        self.cancel_load_action.setEnabled(self._load_job is not None)
+        self.stop_action.setEnabled(ghost or self.gen_slot.busy())
+        self.cancel_load_action.setEnabled(self.load_slot.busy())
 
     # --- closing -------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         # A pending suggestion is not the user's text: it neither asks to be saved nor survives.
         self._stop_and_discard()
-        if not self._confirm_discard():
+        if not self.doc.confirm_discard():
             event.ignore()
             return
-        self.autosave_timer.stop()
-        self.idle_timer.stop()
         try:  # settings are a convenience: failing to store them must never keep the app open
             self.settings.set_geometry(self.saveGeometry())
             self.settings.set_window_state(self.saveState())
@@ -982,7 +729,7 @@ class MainWindow(QMainWindow):
             traceback.print_exc()
         self.compare_dialog.close()
         self.worker.shutdown()
-        self.draft.close()  # a clean exit: this window's draft is not needed any more
+        self.doc.close()  # a clean exit: this window's draft is not needed any more
         event.accept()
 
 
@@ -1067,7 +814,7 @@ def run_gui(model: str | None = None) -> int:
     window = MainWindow(model=model)
     ref.append(window)
     window.show()
-    QTimer.singleShot(0, window.check_recovery)
+    QTimer.singleShot(0, window.doc.check_recovery)
     code = app.exec()
     if window.worker.stuck:
         # A job (e.g. a model download) outlived the window; nothing is unsaved, so leave now.

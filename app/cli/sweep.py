@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.cli import UserError
+from app.cli.common import UserError
 from engine.types import MODES
 
 DEFAULT_BATCH = 40  # rows decoded together; measured fastest per row on a 2-core CPU with the demo model
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out_dir = args.out or Path("sweep-out") / _slug(args.style)
 
-    from app.cli_generate import load_model_for_cli
+    from app.cli.generate import load_model_for_cli
     from engine.steering import StyleMismatchError
     from styles.store import StyleError, StyleStore
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.style_panel import eta_text
+from app.gui.style_panel import eta_text
 from engine.types import MODES
 
 PAPER_LAMS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0"

@@ -16,14 +16,13 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-import app.qtfix  # noqa: F401  (before any Qt call: see the module)
-from app.backend import (
+from app.jobs.backend import (
     Backend,
     Cancelled,
     ImportReport,
@@ -64,7 +63,6 @@ class _Job:
     on_error: Callable[[JobError], None] | None = None
     on_cancelled: Callable[[], None] | None = None
     on_started: Callable[[], None] | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class JobContext:

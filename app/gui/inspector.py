@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import palette
-from app.editor import TokenRef
+from app.gui import palette
+from app.gui.editor import TokenRef
 
 MAX_ALTERNATIVES = 8  # buttons per side; the engine sends 5 by default
 

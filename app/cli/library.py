@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.cli import UserError
+from app.cli.common import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.cli_generate import add_model_arguments, load_model_for_cli
+from app.cli.generate import add_model_arguments, load_model_for_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def default_corpora_dir() -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import UserError
+    from app.cli.common import UserError
     from engine.bench import TARGETS, bench_prior, run_decode_bench
 
     if args.tokens < 2 or args.repeats < 1:
