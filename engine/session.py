@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from engine.context import DEFAULT_NOTE_DEPTH
 from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, SamplingConfig, TokenStep
 from styles.paths import user_dir
 
@@ -73,7 +74,7 @@ class DocumentSession:
     sampling: dict[str, Any] = field(default_factory=dict)
     memory: str = ""
     authors_note: str = ""
-    note_depth: int = 3
+    note_depth: int = DEFAULT_NOTE_DEPTH
     generations: list[Generation] = field(default_factory=list)
 
     def add_generation(self, steps: Iterable[TokenStep], *, seed: int | None, context_tokens: int,
@@ -165,14 +166,16 @@ def load(document: str | os.PathLike[str]) -> tuple[DocumentSession | None, str 
     """(the document's session or None, a notice when a damaged session file was set aside)."""
     try:
         path = session_path(document)
-        raw = path.read_bytes()
+        # A file far over the bound was not written by save(): set it aside unread.
+        raw = path.read_bytes() if path.stat().st_size <= 4 * MAX_FILE_BYTES else b""
     except FileNotFoundError:
         return None, None
     except OSError as exc:
-        return None, f"the saved session of {_absolute(document)} cannot be read ({exc.strerror}); starting afresh"
+        return None, f"the saved session of {_absolute(document)} cannot be read ({exc.strerror or exc}); " \
+                     f"starting afresh"
     try:
         return DocumentSession.from_json(json.loads(raw)), None
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         return None, _set_aside(path, _absolute(document))
 
 
@@ -214,8 +217,10 @@ def _find_by_fingerprint(fp: str, exclude: str) -> DocumentSession | None:
         if ".damaged-" in path.name:
             continue
         try:
+            if path.stat().st_size > 4 * MAX_FILE_BYTES:
+                continue
             session = DocumentSession.from_json(json.loads(path.read_bytes()))
-        except (OSError, ValueError, TypeError, UnicodeDecodeError):
+        except (OSError, ValueError, TypeError, UnicodeDecodeError, RecursionError):
             continue
         if session.fingerprint == fp and session.document != exclude and not os.path.exists(session.document):
             return session

@@ -107,7 +107,8 @@ def test_dropping_clears_the_session(doc):
 
 @pytest.mark.parametrize("content", [b"{not json", b"\xff\xfe\x00garbage", b'{"format": 1}', b"[]",
                                      b'{"format": 1, "document": "x", "lam": "high"}',
-                                     b'{"format": 1, "document": "x", "generations": [{"time": 1}]}'])
+                                     b'{"format": 1, "document": "x", "generations": [{"time": 1}]}',
+                                     b"[" * 100_000])
 def test_a_damaged_session_is_set_aside_with_a_notice(doc, content):
     path = sessions.session_path(doc)
     path.parent.mkdir(parents=True)
@@ -220,3 +221,10 @@ def test_sampling_settings_round_trip_and_ignore_unknown_keys(doc):
     assert loaded is not None and loaded.sampling_config() == SamplingConfig(temperature=0.6, top_k=20, seed=9)
     loaded.sampling["from_a_later_version"] = 1
     assert loaded.sampling_config().top_k == 20
+
+
+def test_a_file_far_over_the_bound_is_set_aside_unread(doc, monkeypatch):
+    save(filled(doc), doc.read_text("utf-8"))
+    monkeypatch.setattr(sessions, "MAX_FILE_BYTES", 64)
+    loaded, notice = sessions.load(doc)
+    assert loaded is None and "set aside" in (notice or "")
