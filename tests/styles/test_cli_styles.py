@@ -14,7 +14,7 @@ from tests.styles.tiny_tokenizer import TinyTokenizer
 @pytest.fixture(autouse=True)
 def tiny_model(monkeypatch):
     """The CLI loads only a tokenizer; here a tiny one instead of a model's."""
-    monkeypatch.setattr(cli_styles, "_load_tokenizer", lambda spec: TinyTokenizer())
+    monkeypatch.setattr(library, "_load_tokenizer", lambda spec: TinyTokenizer())
 
 
 def run(capsys, *argv):
@@ -101,7 +101,7 @@ def test_export_and_import_file(capsys, texts, tmp_path):
 
 def test_rebuild(capsys, texts, monkeypatch):
     run(capsys, "import", "mine", str(texts))
-    monkeypatch.setattr(cli_styles, "_load_tokenizer", lambda spec: TinyTokenizer(name="other", offset=3))
+    monkeypatch.setattr(library, "_load_tokenizer", lambda spec: TinyTokenizer(name="other", offset=3))
     code, _, err = run(capsys, "import", "mine", str(texts / "a.txt"))
     assert code == 2 and "rebuild" in err
     code, out, _ = run(capsys, "rebuild", "mine", "--model", "whatever")
