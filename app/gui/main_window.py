@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -33,9 +34,10 @@ from app.gui import resources, theme
 from app.gui.compare_view import CompareView
 from app.gui.controls import SteeringControls
 from app.gui.document import DocumentController
-from app.gui.jobslot import JobSlot
 from app.gui.editor import Editor, TokenRef, end_sealed_block
+from app.gui.find_bar import FindBar
 from app.gui.inspector import Inspector
+from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
 from app.gui.settings import Settings, init_application_names
 from app.gui.style_panel import StylePanel
@@ -43,8 +45,8 @@ from app.gui.tune_panel import TunePanel
 from app.jobs.backend import Backend, ModelInfo, SteerParams
 from app.jobs.worker import JobError, Worker
 
-
 MAX_RECENT = 8
+WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
 
 SHORTCUTS = (
     ("Ctrl+Enter", "Generate a continuation at the cursor"),
@@ -55,6 +57,7 @@ SHORTCUTS = (
     ("Ctrl+Shift+C", "Compare baseline and steered"),
     ("Ctrl+Shift+M", "Choose the model"),
     ("Ctrl+I", "Import files into a style"),
+    ("Ctrl+F / Ctrl+H", "Find, find and replace (F3 / Shift+F3: next, previous)"),
     ("Ctrl+N / Ctrl+O / Ctrl+S", "New, open, save"),
     ("Ctrl+Shift+S", "Save as"),
     ("Ctrl+Z / Ctrl+Shift+Z", "Undo, redo"),
@@ -117,7 +120,20 @@ class MainWindow(QMainWindow):
     # --- construction helpers ------------------------------------------------------------------
     def _build_editor(self) -> None:
         self.editor = Editor()
-        self.setCentralWidget(self.editor)
+        self.find_bar = FindBar(self.editor)
+        self.find_bar.message.connect(lambda m: self.statusBar().showMessage(m, 4000))
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.editor, 1)
+        column.addWidget(self.find_bar)
+        self.setCentralWidget(central)
+        self.count_timer = QTimer(self)  # counting a long document on every key would lag typing
+        self.count_timer.setSingleShot(True)
+        self.count_timer.setInterval(300)
+        self.count_timer.timeout.connect(self._update_counts)
+        self.editor.document().contentsChanged.connect(self.count_timer.start)
         self.editor.generateRequested.connect(self.generate)
         self.editor.regenerateRequested.connect(self.regenerate)
         self.editor.stopRequested.connect(self.stop_generation)
@@ -208,10 +224,13 @@ class MainWindow(QMainWindow):
         self.load_cancel.setAccessibleName("Cancel model loading")
         self.load_cancel.setVisible(False)
         self.load_cancel.clicked.connect(self.cancel_load)
+        self.count_label = QLabel("")
+        self.count_label.setAccessibleName("Word and character count")
         self.model_label = QLabel("No model")
         self.model_label.setAccessibleName("Model, device, dtype and memory")
         self.style_label = QLabel("")
         self.style_label.setAccessibleName("Active style")
+        bar.addPermanentWidget(self.count_label)
         bar.addPermanentWidget(self.gen_label)
         bar.addPermanentWidget(self.style_label)
         bar.addPermanentWidget(self.load_bar)
@@ -267,6 +286,11 @@ class MainWindow(QMainWindow):
         self._action(e, "Cu&t", self.editor.cut, QKeySequence.StandardKey.Cut)
         self._action(e, "&Copy", self.editor.copy, QKeySequence.StandardKey.Copy)
         self._action(e, "&Paste", self.editor.paste, QKeySequence.StandardKey.Paste)
+        e.addSeparator()
+        self._action(e, "&Find…", lambda: self.find_bar.open_find(), QKeySequence.StandardKey.Find)
+        self._action(e, "Find and &Replace…", lambda: self.find_bar.open_find(replace=True), "Ctrl+H")
+        self._action(e, "Find &Next", self.find_bar.find_next, QKeySequence.StandardKey.FindNext)
+        self._action(e, "Find Pre&vious", self.find_bar.find_previous, QKeySequence.StandardKey.FindPrevious)
         self.editor.undoAvailable.connect(self.undo_action.setEnabled)
         self.editor.redoAvailable.connect(self.redo_action.setEnabled)
 
@@ -701,6 +725,12 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About StyleSteer",
                           "<b>StyleSteer</b><br>Steer a local language model toward your own writing style "
                           "with n-gram priors injected into the logits (paper, dense and budget modes).")
+
+    def _update_counts(self) -> None:
+        """Words and characters of the writer's text; a pending suggestion does not count."""
+        text = self.editor.text()
+        words = len(WORD_RE.findall(text))
+        self.count_label.setText(f"{words:,} words · {len(text):,} characters")
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.doc.title()}[*] — StyleSteer")
