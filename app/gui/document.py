@@ -247,10 +247,11 @@ class DocumentController(QObject):
         if not self.host.interactive:
             return "later"
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(draft.saved_at))
-        preview = " ".join(draft.text.split())[:160]
+        words = " ".join(draft.text.split())
+        preview = words if len(words) <= 160 else words[:160] + "…"
         box = QMessageBox(QMessageBox.Icon.Question, "Recover unsaved text",
                           f"StyleSteer found unsaved text of {draft.title()} from {when}, "
-                          f"left by a window that did not close normally:\n\n“{preview}…”", parent=self.widget)
+                          f"left by a window that did not close normally:\n\n“{preview}”", parent=self.widget)
         recover = box.addButton("Recover", QMessageBox.ButtonRole.AcceptRole)
         discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Keep for Later", QMessageBox.ButtonRole.RejectRole)

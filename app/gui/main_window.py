@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.doc.report_data_folder(data_folder_problem())
         self._update_title()
         self._update_actions()
+        self.editor.setFocus()  # a writing app starts where you write
         self._start(model, autoload)
 
     # --- construction helpers ------------------------------------------------------------------
