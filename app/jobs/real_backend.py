@@ -31,7 +31,6 @@ class RealBackend:
         self._info: ModelInfo | None = None
         self._priors: dict[tuple[str, str, str], Any] = {}  # (style, fingerprint, updated_at) -> prior
         self._processor: Any = None
-        self._lam = 0.3
 
     # --- life cycle -------------------------------------------------------------------
     def open(self) -> None:
