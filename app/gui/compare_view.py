@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
@@ -96,6 +98,19 @@ class CompareView(QWidget):
         self._steer_steps: list[TokenStep] = []
 
         layout = QVBoxLayout(self)
+        layout.addLayout(self._build_prompt_row())
+        layout.addLayout(self._build_panes(), 1)
+        self.diff_label = QLabel("Tokens where the two sides differ are marked in orange.")
+        self.diff_label.setWordWrap(True)
+        self.diff_label.setObjectName("hint")
+        self.diff_label.setAccessibleName("Differences")
+        layout.addWidget(self.diff_label)
+        self.metrics = self._build_metrics()
+        layout.addWidget(self.metrics)
+        self._set_insert_enabled(False)
+
+    def _build_prompt_row(self) -> QHBoxLayout:
+        """The shared prompt, the seed, Run and Stop."""
         top = QHBoxLayout()
         self.prompt = QPlainTextEdit()
         self.prompt.setAccessibleName("Compare prompt")
@@ -119,50 +134,50 @@ class CompareView(QWidget):
         side.addWidget(self.run_button, 1, 0)
         side.addWidget(self.stop_button, 1, 1)
         top.addLayout(side)
-        layout.addLayout(top)
+        return top
 
+    def _build_panes(self) -> QGridLayout:
+        """Titles, the two text panes and an insert button under each."""
         panes = QGridLayout()
         self.base_title = QLabel("<b>Baseline</b> (unsteered)")
         self.steer_title = QLabel("<b>Steered</b>")
         self.baseline = ComparePane("Baseline text")
         self.steered = ComparePane("Steered text")
-        self.insert_base = QPushButton("Insert baseline into editor")
-        self.insert_base.setAccessibleName("Insert baseline into editor")
-        self.insert_base.clicked.connect(lambda: self.insertRequested.emit(self.baseline_text))
-        self.insert_steer = QPushButton("Insert steered into editor")
-        self.insert_steer.setAccessibleName("Insert steered into editor")
-        self.insert_steer.clicked.connect(lambda: self.insertRequested.emit(self.steered_text))
+        self.insert_base = self._insert_button("Insert baseline into editor", lambda: self.baseline_text)
+        self.insert_steer = self._insert_button("Insert steered into editor", lambda: self.steered_text)
         panes.addWidget(self.base_title, 0, 0)
         panes.addWidget(self.steer_title, 0, 1)
         panes.addWidget(self.baseline, 1, 0)
         panes.addWidget(self.steered, 1, 1)
         panes.addWidget(self.insert_base, 2, 0)
         panes.addWidget(self.insert_steer, 2, 1)
-        layout.addLayout(panes, 1)
+        return panes
 
-        self.diff_label = QLabel("Tokens where the two sides differ are marked in orange.")
-        self.diff_label.setWordWrap(True)
-        self.diff_label.setObjectName("hint")
-        self.diff_label.setAccessibleName("Differences")
-        layout.addWidget(self.diff_label)
+    def _insert_button(self, text: str, current_text: Callable[[], str]) -> QPushButton:
+        """A button, named by its text, that asks to insert one side's text as it is when clicked."""
+        button = QPushButton(text)
+        button.setAccessibleName(text)
+        button.clicked.connect(lambda: self.insertRequested.emit(current_text()))
+        return button
 
-        self.metrics = QTableWidget(len(METRIC_NAMES), 2)
-        self.metrics.setAccessibleName("Metrics")
-        self.metrics.setHorizontalHeaderLabels(["Baseline", "Steered"])
-        self.metrics.setVerticalHeaderLabels([METRIC_LABELS.get(m, (m, ""))[0] for m in METRIC_NAMES])
+    def _build_metrics(self) -> QTableWidget:
+        """One row per metric, baseline and steered columns, sized to show every row."""
+        metrics = QTableWidget(len(METRIC_NAMES), 2)
+        metrics.setAccessibleName("Metrics")
+        metrics.setHorizontalHeaderLabels(["Baseline", "Steered"])
+        metrics.setVerticalHeaderLabels([METRIC_LABELS.get(m, (m, ""))[0] for m in METRIC_NAMES])
         for r, m in enumerate(METRIC_NAMES):
-            self.metrics.verticalHeaderItem(r).setToolTip(METRIC_LABELS.get(m, (m, ""))[1])
-        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.metrics.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        self.metrics.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.metrics.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.metrics.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            metrics.verticalHeaderItem(r).setToolTip(METRIC_LABELS.get(m, (m, ""))[1])
+        metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        metrics.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        metrics.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        metrics.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        metrics.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # Every metric row visible at once: the table is sized to its rows, the panes take the rest.
-        self.metrics.setFixedHeight(self.metrics.verticalHeader().defaultSectionSize() * len(METRIC_NAMES)
-                                    + self.metrics.horizontalHeader().sizeHint().height() + 6)
-        layout.addWidget(self.metrics)
-        self._set_insert_enabled(False)
+        metrics.setFixedHeight(metrics.verticalHeader().defaultSectionSize() * len(METRIC_NAMES)
+                               + metrics.horizontalHeader().sizeHint().height() + 6)
+        return metrics
 
     def _run(self) -> None:
         self.runRequested.emit(self.prompt.toPlainText(), self.seed.value())
@@ -214,7 +229,7 @@ class CompareView(QWidget):
         for pane, steps, flags in ((self.baseline, self._base_steps, base_diff),
                                    (self.steered, self._steer_steps, steer_diff)):
             pane.clear()
-            for step, flag in zip(steps, flags):
+            for step, flag in zip(steps, flags, strict=True):
                 pane.append_piece(step.text, flag)
         shared = sum(1 for f in steer_diff if not f)
         self.n_diff = sum(steer_diff)

@@ -48,7 +48,14 @@ class SteeringControls(QWidget):
         self.setAccessibleName("Steering and sampling")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self._build_steering())
+        layout.addWidget(self._build_sampling())
+        layout.addStretch(1)
+        self.set_values(settings)
+        self._connect_signals()
 
+    def _build_steering(self) -> QGroupBox:
+        """λ (slider and exact box), mode with its help line, and the budget τ."""
         steer = QGroupBox("Steering")
         sform = QFormLayout(steer)
         lam_row = QHBoxLayout()
@@ -57,12 +64,8 @@ class SteeringControls(QWidget):
         self.slider.setAccessibleName("Lambda")
         self.slider.setToolTip("Steering strength λ (0 = the model alone). Finer near 0, where it matters; "
                                "acts live on the text being generated.")
-        self.lam_box = QDoubleSpinBox()
+        self.lam_box = self._dspin(0.0, 1.0, 0.005, 3, "Lambda value")
         self.lam_box.setObjectName("lamReadout")
-        self.lam_box.setRange(0.0, 1.0)
-        self.lam_box.setDecimals(3)
-        self.lam_box.setSingleStep(0.005)
-        self.lam_box.setAccessibleName("Lambda value")
         lam_row.addWidget(self.slider, 1)
         lam_row.addWidget(self.lam_box)
         sform.addRow("λ:", lam_row)
@@ -72,20 +75,18 @@ class SteeringControls(QWidget):
             self.mode.addItem(m, m)
             self.mode.setItemData(self.mode.count() - 1, MODE_HELP[m], Qt.ItemDataRole.ToolTipRole)
         sform.addRow("Mode:", self.mode)
-        self.budget = QDoubleSpinBox()
-        self.budget.setRange(0.001, 1.0)
-        self.budget.setDecimals(3)
-        self.budget.setSingleStep(0.005)
+        self.budget = self._dspin(0.001, 1.0, 0.005, 3, "Budget tau")
         self.budget.setSuffix(" bits")
-        self.budget.setAccessibleName("Budget tau")
         self.budget.setToolTip("budget mode: the most JS divergence allowed per token")
         sform.addRow("Budget τ:", self.budget)
         self.mode_help = QLabel()
         self.mode_help.setObjectName("hint")
         self.mode_help.setWordWrap(True)
         sform.addRow(self.mode_help)
-        layout.addWidget(steer)
+        return steer
 
+    def _build_sampling(self) -> QGroupBox:
+        """Greedy, temperature, top-p/k, repetition penalty, seed and token limit."""
         samp = QGroupBox("Sampling")
         form = QFormLayout(samp)
         self.greedy = QCheckBox("Greedy (deterministic; small models loop)")
@@ -93,42 +94,41 @@ class SteeringControls(QWidget):
         form.addRow(self.greedy)
         self.temperature = self._dspin(0.05, 2.0, 0.05, 2, "Temperature")
         self.top_p = self._dspin(0.05, 1.0, 0.01, 2, "Top-p")
-        self.top_k = QSpinBox()
-        self.top_k.setRange(0, 1000)
-        self.top_k.setSpecialValueText("off")
-        self.top_k.setAccessibleName("Top-k")
+        self.top_k = self._spin(0, 1000, "Top-k", special="off")
         self.rep = self._dspin(1.0, 2.0, 0.01, 2, "Repetition penalty")
-        self.seed = QSpinBox()
-        self.seed.setRange(-1, 2**31 - 1)
-        self.seed.setSpecialValueText("random")
-        self.seed.setAccessibleName("Seed")
-        self.max_tokens = QSpinBox()
-        self.max_tokens.setRange(1, 1024)
-        self.max_tokens.setAccessibleName("Maximum new tokens")
+        self.seed = self._spin(-1, 2**31 - 1, "Seed", special="random")
+        self.max_tokens = self._spin(1, 1024, "Maximum new tokens")
         form.addRow("Temperature:", self.temperature)
         form.addRow("Top-p:", self.top_p)
         form.addRow("Top-k:", self.top_k)
         form.addRow("Repetition penalty:", self.rep)
         form.addRow("Seed:", self.seed)
         form.addRow("Max tokens:", self.max_tokens)
-        layout.addWidget(samp)
-        layout.addStretch(1)
+        return samp
 
-        self.set_values(settings)
+    def _connect_signals(self) -> None:
         self.slider.valueChanged.connect(self._slider_moved)
         self.lam_box.valueChanged.connect(self._box_changed)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.greedy.toggled.connect(self._greedy_toggled)
-        for w in (self.budget, self.temperature, self.top_p, self.rep):
-            w.valueChanged.connect(lambda _v: self.changed.emit())
-        for w in (self.top_k, self.seed, self.max_tokens):
+        for w in (self.budget, self.temperature, self.top_p, self.rep, self.top_k, self.seed, self.max_tokens):
             w.valueChanged.connect(lambda _v: self.changed.emit())
 
-    def _dspin(self, lo: float, hi: float, step: float, decimals: int, name: str) -> QDoubleSpinBox:
+    @staticmethod
+    def _spin(lo: int, hi: int, name: str, special: str = "") -> QSpinBox:
+        w = QSpinBox()
+        w.setRange(lo, hi)
+        if special:
+            w.setSpecialValueText(special)
+        w.setAccessibleName(name)
+        return w
+
+    @staticmethod
+    def _dspin(lo: float, hi: float, step: float, decimals: int, name: str) -> QDoubleSpinBox:
         w = QDoubleSpinBox()
+        w.setDecimals(decimals)  # before the range, which Qt rounds to the current decimals
         w.setRange(lo, hi)
         w.setSingleStep(step)
-        w.setDecimals(decimals)
         w.setAccessibleName(name)
         return w
 

@@ -60,7 +60,7 @@ class _Accepted:
     def follow(self, pos: int, removed: int, added: int) -> None:
         """Shift spans after an edit at pos; a token whose text was edited stops being a token."""
         keep_spans, keep_steps = [], []
-        for (a, b), step in zip(self.spans, self.steps):
+        for (a, b), step in zip(self.spans, self.steps, strict=True):
             if pos >= b:
                 keep_spans.append([a, b])
             elif pos + removed <= a:
@@ -104,7 +104,7 @@ class _TintHighlighter(QSyntaxHighlighter):
         super().__init__(editor.document())
         self._editor = editor
 
-    def highlightBlock(self, text: str) -> None:
+    def highlightBlock(self, _text: str) -> None:
         ed = self._editor
         if not ed._show_tints:
             return
@@ -185,7 +185,7 @@ class Editor(QPlainTextEdit):
     def _spans(self, lo: int, hi: int):
         """(start, end, step) of generated tokens overlapping [lo, hi), without building TokenRefs."""
         for run in self._runs:
-            for (a, b), step in zip(run.spans, run.steps):
+            for (a, b), step in zip(run.spans, run.steps, strict=True):
                 if step is not None and b > lo and a < hi:
                     yield a, b, step
         g = self._ghost_start
@@ -218,7 +218,7 @@ class Editor(QPlainTextEdit):
     def show_tints(self) -> bool:
         return self._show_tints
 
-    def _ghost_format(self, step: TokenStep | None) -> QTextCharFormat:
+    def _ghost_format(self) -> QTextCharFormat:
         fmt = QTextCharFormat()
         fmt.setFontItalic(True)
         text = self.palette().color(QPalette.ColorRole.Text)
@@ -282,7 +282,7 @@ class Editor(QPlainTextEdit):
         if not chunk and not steps:
             return
         offset = u16len(self._ghost_text)
-        for step, piece in zip(steps, pieces):
+        for step, piece in zip(steps, pieces, strict=True):
             self._ghost_steps.append(step)
             self._ghost_offsets.append(offset)
             offset += u16len(piece)
@@ -305,7 +305,7 @@ class Editor(QPlainTextEdit):
                 cur.beginEditBlock()
             else:
                 cur.joinPreviousEditBlock()
-            cur.insertText(chunk, self._ghost_format(None))
+            cur.insertText(chunk, self._ghost_format())
             cur.endEditBlock()
         finally:
             self._ours = False
@@ -451,11 +451,11 @@ class Editor(QPlainTextEdit):
     def tokens(self) -> list[TokenRef]:
         out: list[TokenRef] = []
         for r, run in enumerate(self._runs):
-            for i, ((a, b), step) in enumerate(zip(run.spans, run.steps)):
+            for i, ((a, b), step) in enumerate(zip(run.spans, run.steps, strict=True)):
                 out.append(TokenRef(step, a, b, False, r, i))
         if self._ghost_start is not None:
             total = u16len(self._ghost_text)
-            for i, (step, off) in enumerate(zip(self._ghost_steps, self._ghost_offsets)):
+            for i, (step, off) in enumerate(zip(self._ghost_steps, self._ghost_offsets, strict=True)):
                 end = self._ghost_offsets[i + 1] if i + 1 < len(self._ghost_offsets) else total
                 out.append(TokenRef(step, self._ghost_start + off, self._ghost_start + end, True, -1, i))
         return out
@@ -588,7 +588,7 @@ class Editor(QPlainTextEdit):
 
 def _split(text: str, offsets: list[int]) -> list[str]:
     enc = text.encode("utf-16-le")
-    bounds = list(offsets) + [len(enc) // 2]
+    bounds = [*offsets, len(enc) // 2]
     return [enc[2 * a: 2 * b].decode("utf-16-le", errors="ignore") for a, b in itertools.pairwise(bounds)]
 
 

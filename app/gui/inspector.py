@@ -37,7 +37,7 @@ class Legend(QWidget):
         self.setMinimumHeight(40)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
-    def paintEvent(self, event: QPaintEvent) -> None:
+    def paintEvent(self, _event: QPaintEvent) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         w = self.width() - 24
@@ -168,7 +168,8 @@ class Inspector(QWidget):
 
     def _fill(self, box: QGroupBox, alts: list) -> None:
         pool = self._pool(box)
-        for b, (_tid, text, prob) in zip(pool, alts[:MAX_ALTERNATIVES]):
+        # The pool holds MAX_ALTERNATIVES buttons; there may be fewer alternatives (the rest are hidden below).
+        for b, (_tid, text, prob) in zip(pool, alts[:MAX_ALTERNATIVES], strict=False):
             b.setText(f"{_show(text)}   {prob:.3f}")
             b.setAccessibleName(f"Alternative {text.strip() or repr(text)}, probability {prob:.3f}")
             b.setProperty("altText", text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -44,6 +45,22 @@ def eta_text(done: int, total: int, elapsed: float) -> str:
     return f"about {left / 60:.0f} min left"
 
 
+def push_button(text: str, slot: Callable[[], object], *, tip: str = "", name: str | None = None) -> QPushButton:
+    """A push button whose click calls `slot()` (never with Qt's `checked` flag).
+
+    The accessible name is `name`, or the text without a trailing ellipsis when `name` is None;
+    an empty `name` leaves it unset, as does an empty `tip` the tooltip.
+    """
+    b = QPushButton(text)
+    if tip:
+        b.setToolTip(tip)
+    name = text.rstrip("…") if name is None else name
+    if name:
+        b.setAccessibleName(name)
+    b.clicked.connect(lambda _checked=False: slot())
+    return b
+
+
 class StylePanel(QWidget):
     """Lists styles; all store work goes through the worker."""
 
@@ -64,42 +81,59 @@ class StylePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["Style", "Documents", "Tokens", "Tokenizer"])
-        self.table.setAccessibleName("Styles")
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
+        self.table = self._build_table()
+        layout.addWidget(self.table)
+        self.active_label = QLabel()
+        self.active_label.setAccessibleName("Active style")
+        layout.addWidget(self.active_label)
+        layout.addLayout(self._build_main_actions())
+        layout.addLayout(self._build_more_actions())
+        layout.addLayout(self._build_progress_row())
+        hint = QLabel("Drop files or folders here to import them.")
+        hint.setObjectName("hint")
+        layout.addWidget(hint)
+        self._update_active_label()
+        worker.stylesChanged.connect(self.set_styles)
+
+    def _build_table(self) -> QTableWidget:
+        """Style, documents, tokens and tokenizer; one row selected at a time, double click to use."""
+        table = QTableWidget(0, 4)
+        table.setHorizontalHeaderLabels(["Style", "Documents", "Tokens", "Tokenizer"])
+        table.setAccessibleName("Styles")
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setAlternatingRowColors(True)
+        table.verticalHeader().setVisible(False)
+        header = table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for c in (1, 2):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Interactive)
         header.resizeSection(3, 110)
-        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.table.setWordWrap(False)
-        self.table.itemDoubleClicked.connect(lambda _item: self.use_selected())
-        layout.addWidget(self.table)
+        table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        table.setWordWrap(False)
+        table.itemDoubleClicked.connect(lambda _item: self.use_selected())
+        return table
 
-        self.active_label = QLabel()
-        self.active_label.setAccessibleName("Active style")
-        layout.addWidget(self.active_label)
-
-        row1 = QHBoxLayout()
-        self.use_button = self._button("Use", "Steer toward the selected style", self.use_selected)
-        self.none_button = self._button("No style", "Generate without steering", lambda: self.set_active(None))
-        self.import_button = self._button("Import files…", "Add text files to a style", self.import_files)
-        self.folder_button = self._button("Import folder…", "Add every file in a folder", self.import_folder)
+    def _build_main_actions(self) -> QHBoxLayout:
+        """Use, No style, Import files…, Import folder…"""
+        row = QHBoxLayout()
+        self.use_button = push_button("Use", self.use_selected, tip="Steer toward the selected style")
+        self.none_button = push_button("No style", lambda: self.set_active(None), tip="Generate without steering")
+        self.import_button = push_button("Import files…", self.import_files, tip="Add text files to a style")
+        self.folder_button = push_button("Import folder…", self.import_folder, tip="Add every file in a folder")
         for b in (self.use_button, self.none_button, self.import_button, self.folder_button):
-            row1.addWidget(b)
-        layout.addLayout(row1)
-        row2 = QHBoxLayout()
-        self.rebuild_button = self._button("Rebuild", "Recount the selected style from its documents",
-                                           self.rebuild_selected)
-        self.rename_button = self._button("Rename…", "Rename the selected style", self.rename_selected)
-        self.delete_button = self._button("Delete…", "Delete the selected style", self.delete_selected)
+            row.addWidget(b)
+        return row
+
+    def _build_more_actions(self) -> QHBoxLayout:
+        """Rebuild, Rename…, Delete… and a More menu (details, export, style files)."""
+        row = QHBoxLayout()
+        self.rebuild_button = push_button("Rebuild", self.rebuild_selected,
+                                          tip="Recount the selected style from its documents")
+        self.rename_button = push_button("Rename…", self.rename_selected, tip="Rename the selected style")
+        self.delete_button = push_button("Delete…", self.delete_selected, tip="Delete the selected style")
         self.more_button = QToolButton()
         self.more_button.setText("More")
         self.more_button.setAccessibleName("More style actions")
@@ -110,10 +144,12 @@ class StylePanel(QWidget):
         more.addAction("Import a style file…", lambda: self.import_style_file())
         self.more_button.setMenu(more)
         for b in (self.rebuild_button, self.rename_button, self.delete_button, self.more_button):
-            row2.addWidget(b)
-        row2.addStretch(1)
-        layout.addLayout(row2)
+            row.addWidget(b)
+        row.addStretch(1)
+        return row
 
+    def _build_progress_row(self) -> QHBoxLayout:
+        """Progress bar, time left and Cancel, hidden until an import or rebuild runs."""
         prog = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Import progress")
@@ -123,25 +159,12 @@ class StylePanel(QWidget):
         # A long file name is clipped (full text in the tooltip) rather than widening the dock.
         self.eta.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.eta.setVisible(False)
-        self.cancel_button = self._button("Cancel", "Stop the import; the style stays as it was",
-                                          self.cancel)
+        self.cancel_button = push_button("Cancel", self.cancel, tip="Stop the import; the style stays as it was")
         self.cancel_button.setVisible(False)
         prog.addWidget(self.progress, 1)
         prog.addWidget(self.eta)
         prog.addWidget(self.cancel_button)
-        layout.addLayout(prog)
-        hint = QLabel("Drop files or folders here to import them.")
-        hint.setObjectName("hint")
-        layout.addWidget(hint)
-        self._update_active_label()
-        worker.stylesChanged.connect(self.set_styles)
-
-    def _button(self, text: str, tip: str, slot) -> QPushButton:
-        b = QPushButton(text)
-        b.setToolTip(tip)
-        b.setAccessibleName(text.rstrip("…"))
-        b.clicked.connect(lambda _checked=False: slot())  # never pass `checked` as an argument
-        return b
+        return prog
 
     # --- list --------------------------------------------------------------------
     def refresh(self) -> None:
@@ -336,14 +359,8 @@ class StylePanel(QWidget):
         new = new.strip()
         if not new or new == old:
             return
-
-        def done(_r: object) -> None:
-            if self._active == old:
-                self.set_active(new)
-            self.message.emit(f"Renamed “{old}” to “{new}”.")
-            self.refresh()
-
-        self.worker.rename_style(old, new, on_done=done, on_error=self._error)
+        self.worker.rename_style(old, new, on_error=self._error,
+                                 on_done=lambda _r: self._style_changed(f"Renamed “{old}” to “{new}”.", (old, new)))
 
     def delete_selected(self, confirm: bool | None = None) -> None:
         name = self.selected()
@@ -356,14 +373,16 @@ class StylePanel(QWidget):
             confirm = answer == QMessageBox.StandardButton.Yes
         if not confirm:
             return
+        self.worker.delete_style(name, on_error=self._error,
+                                 on_done=lambda _r: self._style_changed(f"Deleted “{name}”.", (name, None)))
 
-        def done(_r: object) -> None:
-            if self._active == name:
-                self.set_active(None)
-            self.message.emit(f"Deleted “{name}”.")
-            self.refresh()
-
-        self.worker.delete_style(name, on_done=done, on_error=self._error)
+    def _style_changed(self, text: str, active_follows: tuple[str, str | None]) -> None:
+        """After a rename or delete: the active style follows it (old name -> new or None), then relist."""
+        old, new = active_follows
+        if self._active == old:
+            self.set_active(new)
+        self.message.emit(text)
+        self.refresh()
 
     # --- details, export, style files ----------------------------------------------------
     def show_details(self) -> int | None:
@@ -447,10 +466,8 @@ class StyleDetailsDialog(QDialog):
         self.docs.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.docs.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         layout.addWidget(self.docs, 1)
-        self.remove_button = QPushButton("Remove document")
-        self.remove_button.setAccessibleName("Remove document")
-        self.remove_button.setToolTip("Take this document out of the style (its n-grams are subtracted)")
-        self.remove_button.clicked.connect(self._remove)
+        self.remove_button = push_button("Remove document", self._remove,
+                                         tip="Take this document out of the style (its n-grams are subtracted)")
         layout.addWidget(self.remove_button)
         self.skipped = QLabel()
         self.skipped.setObjectName("hint")

@@ -16,13 +16,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QProgressBar,
-    QPushButton,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from app.gui.style_panel import eta_text
+from app.gui.style_panel import eta_text, push_button
 from engine.types import MODES
 
 PAPER_LAMS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0"
@@ -47,6 +46,22 @@ class SweepDialog(QDialog):
         intro.setWordWrap(True)
         intro.setObjectName("hint")
         layout.addWidget(intro)
+        layout.addLayout(self._build_form(default_out))
+        self.progress = QProgressBar()
+        self.progress.setAccessibleName("Sweep progress")
+        self.eta = QLabel("")
+        self.eta.setAccessibleName("Time left")
+        layout.addWidget(self.progress)
+        layout.addWidget(self.eta)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setAccessibleName("Sweep result")
+        layout.addWidget(self.result)
+        layout.addLayout(self._build_buttons())
+        self.resize(640, 420)
+
+    def _build_form(self, default_out: Path) -> QFormLayout:
+        """Modes, λ values, tokens, sampling, prompt baseline and output folder."""
         form = QFormLayout()
         modes = QHBoxLayout()
         self.mode_boxes: dict[str, QCheckBox] = {}
@@ -75,39 +90,24 @@ class SweepDialog(QDialog):
         out_row = QHBoxLayout()
         self.out = QLineEdit(str(default_out))
         self.out.setAccessibleName("Output folder")
-        browse = QPushButton("Browse…")
-        browse.setAccessibleName("Choose the output folder")
-        browse.clicked.connect(lambda _c=False: self._browse())
+        browse = push_button("Browse…", self._browse, name="Choose the output folder")
         out_row.addWidget(self.out, 1)
         out_row.addWidget(browse)
         form.addRow("Output folder:", out_row)
-        layout.addLayout(form)
-        self.progress = QProgressBar()
-        self.progress.setAccessibleName("Sweep progress")
-        self.eta = QLabel("")
-        self.eta.setAccessibleName("Time left")
-        layout.addWidget(self.progress)
-        layout.addWidget(self.eta)
-        self.result = QLabel("")
-        self.result.setWordWrap(True)
-        self.result.setAccessibleName("Sweep result")
-        layout.addWidget(self.result)
+        return form
+
+    def _build_buttons(self) -> QHBoxLayout:
+        """Run and Cancel on the left, Close on the right."""
         buttons = QHBoxLayout()
-        self.run_button = QPushButton("Run sweep")
-        self.run_button.setAccessibleName("Run sweep")
-        self.run_button.clicked.connect(lambda _c=False: self._run())
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setAccessibleName("Cancel sweep")
+        self.run_button = push_button("Run sweep", self._run)
+        self.cancel_button = push_button("Cancel", self.cancelRequested.emit, name="Cancel sweep")
         self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(lambda _c=False: self.cancelRequested.emit())
-        close = QPushButton("Close")
-        close.clicked.connect(lambda _c=False: self.close())
+        close = push_button("Close", self.close, name="")
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
         buttons.addWidget(close)
-        layout.addLayout(buttons)
-        self.resize(640, 420)
+        return buttons
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Sweep output folder", self.out.text())

@@ -79,7 +79,8 @@ def apply(app: QApplication, choice: str) -> str:
         app.setStyle("Fusion")  # the platform style may ignore a dark palette
         app.setPalette(dark_palette())
     else:
-        app.setPalette(_system_palette[0] if not _system_is_dark_from(_system_palette[0]) else app.style().standardPalette())
+        system = _system_palette[0]
+        app.setPalette(system if not _system_is_dark_from(system) else app.style().standardPalette())
     app.setStyleSheet(resources.style_sheet(theme))
     app.setProperty("stylesteerTheme", theme)
     return theme

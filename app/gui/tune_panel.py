@@ -47,7 +47,31 @@ class TunePanel(QWidget):
 
         self.style_label = QLabel("No style selected")
         self.style_label.setWordWrap(True)
+        form = self._build_form()
+        buttons = self._build_run_buttons()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self._build_plot()
+        self.result_label = QLabel("Run a sweep to get a proposal.")
+        self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.apply_button = QPushButton("Use λ")
+        self.apply_button.setEnabled(False)
+        self.apply_button.clicked.connect(self._on_apply)
 
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.style_label)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.result_label)
+        layout.addWidget(self.apply_button)
+
+    def _build_form(self) -> QFormLayout:
+        """Mode, fluency margin, number of prompts and tokens per prompt."""
         self.mode_box = QComboBox()
         self.mode_box.addItems(list(MODES))
         self.mode_box.setCurrentText("dense")
@@ -72,7 +96,10 @@ class TunePanel(QWidget):
         form.addRow("Fluency margin", self.margin_box)
         form.addRow("Prompts", self.prompts_box)
         form.addRow("Tokens", self.tokens_box)
+        return form
 
+    def _build_run_buttons(self) -> QHBoxLayout:
+        """Run sweep and Cancel."""
         self.run_button = QPushButton("Run sweep")
         self.run_button.setToolTip("Decode a few prompts at several λ in the background and propose one")
         self.run_button.clicked.connect(self._on_run)
@@ -82,34 +109,16 @@ class TunePanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
+        return buttons
 
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(True)
-
+    def _build_plot(self) -> None:
+        """The matplotlib figure and canvas for the Pareto plot, drawn empty to start."""
         self.figure = Figure(figsize=(4.0, 3.2), dpi=90)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.canvas.setMinimumHeight(220)
         self._axes = self.figure.add_subplot(1, 1, 1)
         self._draw_empty()
-
-        self.result_label = QLabel("Run a sweep to get a proposal.")
-        self.result_label.setWordWrap(True)
-        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.apply_button = QPushButton("Use λ")
-        self.apply_button.setEnabled(False)
-        self.apply_button.clicked.connect(self._on_apply)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.style_label)
-        layout.addLayout(form)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.canvas, 1)
-        layout.addWidget(self.result_label)
-        layout.addWidget(self.apply_button)
 
     # --- what the app feeds in ------------------------------------------------------------------
     def params(self) -> dict[str, Any]:

@@ -118,7 +118,8 @@ def test_real_sweep_and_tune_jobs(qtbot, corpora_dir, tmp_path) -> None:
         return out.pop(key)
 
     try:
-        w.load_model("demo", on_done=lambda m: out.setdefault("model", m), on_error=lambda e: out.setdefault("error", e))
+        w.load_model("demo", on_done=lambda m: out.setdefault("model", m),
+                     on_error=lambda e: out.setdefault("error", e))
         wait("model")
         w.import_paths("sherlock", [corpora_dir / "sherlock_holmes.txt"], on_done=lambda r: out.setdefault("imp", r),
                        on_error=lambda e: out.setdefault("error", e))

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from app.jobs.backend import SteerParams, UserFacingError
-from tests.fake_engine import FakeBackend, FakeOptions
 from app.jobs.worker import Worker
 from engine.types import SamplingConfig
 from tests.app.heartbeat import Heartbeat
+from tests.fake_engine import FakeBackend, FakeOptions
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def _wait_done(qtbot, worker: Worker, timeout: int = 10000) -> None:
 def test_jobs_run_on_the_worker_thread(qtbot, worker: Worker) -> None:
     seen: list[int] = []
     results: list[object] = []
-    worker.submit("probe", lambda ctx: seen.append(threading.get_ident()) or 42, on_done=results.append)
+    worker.submit("probe", lambda _ctx: seen.append(threading.get_ident()) or 42, on_done=results.append)
     _wait_done(qtbot, worker)
     assert results == [42]
     assert seen and seen[0] != threading.get_ident()

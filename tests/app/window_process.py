@@ -17,9 +17,9 @@ from PySide6.QtCore import QSocketNotifier, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tests.fake_engine import FakeBackend, FakeOptions
 from app.gui.main_window import MainWindow
 from app.gui.settings import init_application_names
+from tests.fake_engine import FakeBackend, FakeOptions
 
 
 def main() -> int:
