@@ -133,7 +133,7 @@ class FakeCompare:
                                       seed_shift=1)
 
     def __iter__(self) -> Iterator[tuple[TokenStep | None, TokenStep | None]]:
-        yield from zip(self.base, self.steered)
+        yield from zip(self.base, self.steered, strict=True)
 
     def summaries(self) -> tuple[Summary, Summary]:
         return self.base.summary(), self.steered.summary()

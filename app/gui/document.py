@@ -29,7 +29,7 @@ class Host(Protocol):
     errors: list[str]
 
     def show_error(self, message: str, details: str = "", title: str = "StyleSteer") -> None: ...
-    def statusBar(self) -> QStatusBar: ...  # noqa: N802 - Qt's name
+    def statusBar(self) -> QStatusBar: ...  # Qt's name
     def discard_suggestion(self) -> None: ...
 
 
