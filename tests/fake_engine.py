@@ -45,6 +45,7 @@ class FakeOptions:
     load_delay_s: float = 0.05
     file_delay_s: float = 0.005
     vocab_size: int = 1000
+    context_window: int = 2048  # the fake tokenizer has one token per word (and per space run)
     fail_generate: bool = False
     calls: list[str] = field(default_factory=list)
 
@@ -281,6 +282,18 @@ class FakeBackend:
         if steer.style and steer.style not in self._styles:
             raise UserFacingError(f"No style named “{steer.style}”.")
 
+    def assemble_context(self, text: str, max_new_tokens: int) -> Any:
+        from engine.context import ContextError, assemble_context
+
+        self._touch("assemble_context")
+        if self._model is None:
+            raise UserFacingError("Load a model before you generate.")
+        try:
+            return assemble_context(text, len(text), WordTokenizer(), context_window=self.options.context_window,
+                                    max_new_tokens=max_new_tokens)
+        except ContextError as exc:
+            raise UserFacingError(str(exc)) from exc
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> FakeGeneration:
         self._start("generate", steer)
@@ -328,3 +341,17 @@ class FakeBackend:
         progress(len(lams), len(lams), "done")
         return TuneResult(style=style, mode=params.get("mode", "dense"), margin=params.get("margin", 0.25),
                           rows=[], proposed_lam=0.1, pareto=[])
+
+
+class WordTokenizer:
+    """HF-shaped: one token per run of word characters or of anything else, with offsets."""
+
+    def __call__(self, text: str, *, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
+                 verbose: bool = False) -> dict[str, list]:
+        import re
+
+        spans = [m.span() for m in re.finditer(r"\w+|\W+", text)]
+        out: dict[str, list] = {"input_ids": ([1] if add_special_tokens else []) + [7] * len(spans)}
+        if return_offsets_mapping:
+            out["offset_mapping"] = spans
+        return out

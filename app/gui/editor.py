@@ -25,7 +25,6 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 from app.gui import palette
 from engine.types import TokenStep
 
-PROMPT_MAX_CHARS = 6000  # the model sees at most this much text before the cursor
 MAX_TINTED_RUNS = 50  # accepted completions that keep their tints and stay inspectable
 
 
@@ -250,13 +249,16 @@ class Editor(QPlainTextEdit):
         return u16prefix(self.toPlainText(), pos)
 
     def prompt_text(self) -> str:
-        """Text the model continues: everything before the cursor (and any suggestion so far)."""
+        """Text the model continues: everything before the cursor (and any suggestion so far).
+
+        All of it: the worker cuts it to the model's window by tokens, at a paragraph, sentence or
+        word start (engine.context), and says so."""
         full = self.toPlainText()
         if self._ghost_start is not None:
             end = self._ghost_start + u16len(self._ghost_text)
         else:
             end = self.textCursor().position()
-        return u16prefix(full, end)[-PROMPT_MAX_CHARS:]
+        return u16prefix(full, end)
 
     # --- ghost text ----------------------------------------------------------------
     def begin_ghost(self) -> None:

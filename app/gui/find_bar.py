@@ -7,7 +7,7 @@ import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent, QTextCursor
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QToolButton, QWidget
 
 from app.gui.editor import Editor
 
@@ -51,6 +51,8 @@ class FindBar(QWidget):
         edit.setToolTip(tip)
         edit.setAccessibleName(placeholder)
         edit.setClearButtonEnabled(True)
+        for button in edit.findChildren(QToolButton):
+            button.setAccessibleName(f"Clear {placeholder.lower()}")
         return edit
 
     def _button(self, text: str, slot, tip: str) -> QPushButton:  # type: ignore[no-untyped-def]

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -44,6 +45,7 @@ from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
 from app.jobs.backend import Backend, ModelInfo, SteerParams
 from app.jobs.worker import JobError, Worker
+from engine.types import SamplingConfig
 
 MAX_RECENT = 8
 WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
@@ -93,6 +95,7 @@ class MainWindow(QMainWindow):
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
         self.gen_slot = JobSlot(self.worker)
+        self.last_context: Any = None  # engine.context.AssembledContext of the last suggestion
         self._gen_prompt = ""
         self._regen_count = 0
         self.load_slot = JobSlot(self.worker)
@@ -225,6 +228,8 @@ class MainWindow(QMainWindow):
         self.load_cancel.setAccessibleName("Cancel model loading")
         self.load_cancel.setVisible(False)
         self.load_cancel.clicked.connect(self.cancel_load)
+        self.context_label = QLabel("")
+        self.context_label.setAccessibleName("Context size")
         self.count_label = QLabel("")
         self.count_label.setAccessibleName("Word and character count")
         self.model_label = QLabel("No model")
@@ -232,6 +237,7 @@ class MainWindow(QMainWindow):
         self.style_label = QLabel("")
         self.style_label.setAccessibleName("Active style")
         bar.addPermanentWidget(self.count_label)
+        bar.addPermanentWidget(self.context_label)
         bar.addPermanentWidget(self.gen_label)
         bar.addPermanentWidget(self.style_label)
         bar.addPermanentWidget(self.load_bar)
@@ -305,6 +311,8 @@ class MainWindow(QMainWindow):
         self.stop_action = self._action(g, "&Stop and Discard\tEsc", self._stop_and_discard)
         g.addSeparator()
         self._action(g, "&Compare Baseline and Steered…", self.open_compare, "Ctrl+Shift+C")
+        self._action(g, "Show the &Context…", self.show_context, "Ctrl+Shift+V",
+                     "The exact text the model saw for the last suggestion")
 
     def _build_view_menu(self, v: QMenu) -> None:
         for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock):
@@ -442,8 +450,57 @@ class MainWindow(QMainWindow):
         self._regen_count = 0  # Ctrl+R counts seeds up from here
         return self._stream(self.editor.prompt_text())
 
-    def _stream(self, prompt: str) -> int:
+    def _stream(self, text: str) -> int:
+        """Assemble the context for `text` (by tokens, on the worker), then stream from it."""
         sampling = self.controls.sampling()
+        self.gen_label.setText("Reading the context…")
+
+        def assembled(context: Any) -> None:
+            self.last_context = context
+            self.context_label.setText(f"context {context.token_count:,} / {context.budget:,} tokens")
+            self.context_label.setToolTip(context.notice or "The whole text before the cursor fits.")
+            if context.notice:
+                self.statusBar().showMessage(f"The model sees part of your text: {context.notice}.", 10000)
+            self._stream_prompt(context.prompt, sampling)
+
+        def failed(error: JobError) -> None:
+            self.editor.discard_ghost()
+            self.gen_label.setText("")
+            self._update_actions()
+            self.show_job_error(error)
+
+        return self.gen_slot.start(self.worker.assemble_context, text, sampling.max_new_tokens,
+                                   on_done=assembled, on_error=failed, on_cancelled=self._update_actions,
+                                   on_stale_error=self.show_job_error)
+
+    def show_context(self) -> QDialog:
+        """The exact text the model saw for the last suggestion, and how much was left out."""
+        dlg = QDialog(self)
+        dlg.setWindowTitle("Context the model sees")
+        dlg.setAccessibleName("Context viewer")
+        lay = QVBoxLayout(dlg)
+        ctx = self.last_context
+        if ctx is None:
+            head = "Nothing generated yet: Ctrl+Enter assembles the context from the text before the cursor."
+        else:
+            cut = ctx.notice or "the whole text before the cursor fits"
+            head = (f"{ctx.token_count:,} of {ctx.budget:,} tokens (the window less the new tokens); "
+                    f"starts at character {ctx.context_start_char:,}: {cut}.")
+        label = QLabel(head)
+        label.setWordWrap(True)
+        lay.addWidget(label)
+        view = QPlainTextEdit(ctx.prompt if ctx is not None else "")
+        view.setReadOnly(True)
+        view.setAccessibleName("Context text")
+        lay.addWidget(view, 1)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(dlg.reject)
+        lay.addWidget(buttons)
+        dlg.resize(760, 560)
+        dlg.open()
+        return dlg
+
+    def _stream_prompt(self, prompt: str, sampling: SamplingConfig) -> int:
         if sampling.seed is not None:
             sampling.seed += self._regen_count
         self._gen_prompt = prompt

@@ -253,6 +253,16 @@ class RealBackend:
         self._processor = proc
         return proc
 
+    def assemble_context(self, text: str, max_new_tokens: int) -> Any:
+        from engine.context import ContextError, assemble_context
+
+        lm = self._need_model("generate")
+        try:
+            return assemble_context(text, len(text), lm.tokenizer, context_window=lm.context_length,
+                                    max_new_tokens=max_new_tokens)
+        except ContextError as exc:
+            raise UserFacingError(_capital(str(exc))) from exc
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> Any:
         from engine.decode import stream

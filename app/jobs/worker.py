@@ -372,6 +372,11 @@ class Worker(QObject):
     def import_style_file(self, file: Path, **callbacks: Any) -> int:
         return self.submit("import_file", lambda ctx: ctx.backend.import_style_file(Path(file)), **callbacks)
 
+    def assemble_context(self, text: str, max_new_tokens: int, **callbacks: Any) -> int:
+        """The prompt the model will see for `text`, cut by tokens at a paragraph, sentence or word start."""
+        return self.submit("context", lambda ctx: ctx.backend.assemble_context(text, max_new_tokens),
+                           **callbacks)
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  **callbacks: Any) -> int:
         return self._submit_stream("generate", lambda ctx: ctx.backend.generate(prompt, sampling, steer, ctx.cancel),

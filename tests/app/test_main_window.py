@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtGui import QDropEvent, QTextCursor
+from PySide6.QtWidgets import QApplication, QPlainTextEdit, QWidget
 
 from app.gui import autosave
 from app.gui.main_window import MainWindow
@@ -567,3 +567,26 @@ def test_full_sweep_from_the_tools_menu(qtbot, window: MainWindow, fake_backend,
     dlg.run_button.click()
     assert "at least one" in window.errors[-1]
     dlg.close()
+
+
+def test_a_long_document_is_cut_by_tokens_at_a_paragraph_and_the_writer_is_told(qtbot, fake_backend) -> None:
+    fake_backend.options.context_window = 200
+    win = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.worker.model is not None, timeout=5000)
+    text = "\n\n".join(f"Paragraph {i} says a few plain words here." for i in range(60))
+    win.editor.load_text(text)
+    win.editor.moveCursor(QTextCursor.MoveOperation.End)
+    win.controls.max_tokens.setValue(8)
+    with qtbot.waitSignal(win.generationFinished, timeout=10000):
+        win.generate()
+    ctx = win.last_context
+    assert ctx.cut and ctx.token_count <= ctx.budget == 200 - 8
+    assert ctx.prompt.startswith("Paragraph ") and text.endswith(ctx.prompt)
+    assert text[ctx.context_start_char - 2:ctx.context_start_char] == "\n\n"  # a paragraph start
+    assert win.context_label.text() == f"context {ctx.token_count:,} / {ctx.budget:,} tokens"
+    assert "earlier characters not seen" in win.statusBar().currentMessage()
+    dlg = win.show_context()
+    assert ctx.prompt in dlg.findChild(QPlainTextEdit).toPlainText()
+    dlg.close()
+    win.close()
