@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from app import __version__
+
 
 class UserError(Exception):
     """A problem with the user's input or environment: one clear line, exit code 2."""
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Steer a local language model toward your own writing style. "
         "With no command, opens the app.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_generate.register(sub)
     cli_styles.register(sub)
@@ -31,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_gui(args: argparse.Namespace) -> int:
+    from app.xlibs import missing_message
+
+    problem = missing_message()
+    if problem:  # Qt's own abort names the wrong package; name the right ones instead
+        print(f"stylesteer: error: {problem}", file=sys.stderr)
+        return 2
     from app.main_window import run_gui
 
     return run_gui(model=getattr(args, "model", None))
