@@ -56,7 +56,7 @@ Icon=stylesteer
 Terminal=false
 Categories=Office;WordProcessor;Qt;
 Keywords=writing;style;language model;prose;
-StartupWMClass=stylesteer
+StartupWMClass=StyleSteer
 X-StyleSteer-Version=$version
 DESKTOP
 printf '%s\n' "$launcher" "$desktop" "$icon_png" "$icon_svg" > "$prefix/.stylesteer-manifest"
