@@ -6,7 +6,7 @@
 # ARTIFACT: the Linux archive (StyleSteer-*-linux-x86_64.tar.gz: unpacked, ./install.sh, and at the
 # end uninstall.sh), an installed or unpacked folder holding `stylesteer` or `stylesteer-cli.exe`
 # (Windows), or StyleSteer.app (macOS). CORPUS: a text file or folder for `styles import`
-# (default: ../shared/corpora/sherlock_holmes.txt, cut to its first 200 kB).
+# (default: ../shared/corpora/sherlock_holmes.txt, else README.md; a file is cut to its first 200 kB).
 #
 # Checks, in order, and prints how long each took:
 #   --version; the GUI offscreen for 60 s (its window within 15 s, the demo model ready within 60 s
@@ -16,6 +16,7 @@ set -euo pipefail
 artifact="${1:?usage: smoke.sh ARTIFACT [CORPUS]}"
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 corpus="${2:-$repo/../shared/corpora/sherlock_holmes.txt}"
+[ -e "$corpus" ] || [ -n "${2:-}" ] || corpus="$repo/README.md"  # no sample corpora here: any prose will do
 gui_seconds="${SMOKE_GUI_SECONDS:-60}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/stylesteer-smoke.XXXXXX")"
