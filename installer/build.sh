@@ -39,18 +39,21 @@ if [ "$(id -u)" = 0 ] && { command -v debootstrap >/dev/null || command -v apt-g
   installer/linux/buildroot.sh "$buildroot"
   build_python="$buildroot/opt/python/bin/python3.11"
   run_python() { chroot "$buildroot" /opt/python/bin/python3.11 "$@"; }
+  cp pyproject.toml "$buildroot/tmp/pyproject.toml"
+  pyproject=/tmp/pyproject.toml
 else
   mode=host
   say "not root: building with this machine's Python (the bundle will need this machine's glibc)"
   build_python="${PYTHON:-python3.11}"
   run_python() { "$build_python" "$@"; }
+  pyproject="$repo/pyproject.toml"
 fi
 py_tag="$(run_python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
 abi="cp${py_tag/./}"
 
 # --- wheels: the CPU torch and every dependency, built for manylinux <= 2.31 --------------------
 mkdir -p "$wheelhouse"
-run_python - "$repo/pyproject.toml" > "$wheelhouse/requirements.txt" <<'PY'
+run_python - "$pyproject" > "$wheelhouse/requirements.txt" <<'PY'
 import sys, tomllib
 project = tomllib.load(open(sys.argv[1], "rb"))["project"]
 for req in project["dependencies"] + project["optional-dependencies"]["freeze"]:

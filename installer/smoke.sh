@@ -21,7 +21,7 @@ gui_seconds="${SMOKE_GUI_SECONDS:-60}"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/stylesteer-smoke.XXXXXX")"
 gui_pid=""
-cleanup() { [ -n "$gui_pid" ] && kill "$gui_pid" 2>/dev/null; rm -rf "$work"; }
+cleanup() { [ -n "$gui_pid" ] && kill "$gui_pid" 2>/dev/null; [ -n "${SMOKE_KEEP:-}" ] || rm -rf "$work"; }
 trap cleanup EXIT
 fail() { printf 'smoke: FAIL: %s\n' "$*" >&2; exit 1; }
 step() { printf 'smoke: %-34s %s\n' "$1" "$2"; }
