@@ -17,6 +17,7 @@ XCB_LIBRARIES: dict[str, tuple[str, str]] = {
     "libxcb-image.so.0": ("libxcb-image0", "xcb-util-image"),
     "libxcb-keysyms.so.1": ("libxcb-keysyms1", "xcb-util-keysyms"),
     "libxcb-render-util.so.0": ("libxcb-render-util0", "xcb-util-renderutil"),
+    "libxcb-util.so.1": ("libxcb-util1", "xcb-util"),
     "libxcb-randr.so.0": ("libxcb-randr0", "libxcb"),
     "libxcb-render.so.0": ("libxcb-render0", "libxcb"),
     "libxcb-shape.so.0": ("libxcb-shape0", "libxcb"),

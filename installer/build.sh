@@ -117,6 +117,10 @@ else
     --distpath "$dist" --workpath build/pyinstaller installer/stylesteer.spec
 fi
 
+# The interpreter compiled in the build root carries its debug information (~24 MB); nothing
+# else is stripped, as many wheels' libraries were rewritten by auditwheel and strip can break them.
+if [ "$mode" = buildroot ]; then strip --strip-debug "$dist"/StyleSteer/_internal/libpython3*.so*; fi
+
 # --- the archive -----------------------------------------------------------------------------------
 say "assembling $dist/$name.tar.gz"
 mkdir -p "$dist/$name"

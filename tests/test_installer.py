@@ -80,13 +80,16 @@ def test_every_path_the_spec_names_exists():
     paths = _root_paths(_spec_tree())
     assert REPO / "app" / "__main__.py" in paths and REPO / "pyproject.toml" in paths
     for path in paths:
-        assert path.exists(), path
+        if path.relative_to(REPO).parts[0] != "build":  # build/ holds what the build writes
+            assert path.exists(), path
 
 
 @pytest.mark.parametrize(("dest", "cpu", "dropped"), [
     ("torch/lib/libtorch_cpu.so", True, False),
     ("torch/test/test_torch.py", True, True),
-    ("torch/bin/torch_shm_manager", True, True),
+    ("torch/bin/torch_shm_manager", True, False),
+    ("torch/bin/protoc", True, True),
+    ("torch/lib/libtorchbind_test.so", True, True),
     ("torch/include/ATen/ATen.h", True, True),
     ("bitsandbytes/libbitsandbytes_cpu.so", True, False),
     ("bitsandbytes/libbitsandbytes_cuda126.so", True, True),
@@ -99,6 +102,8 @@ def test_every_path_the_spec_names_exists():
     ("PySide6/Qt/plugins/platforms/libqxcb.so", True, False),
     ("libpython3.11.so.1.0", True, False),
     ("include/python3.11/pyconfig.h", True, False),
+    ("zstandard/_cffi.cpython-311-x86_64-linux-gnu.so", True, True),
+    ("zstandard/backend_c.cpython-311-x86_64-linux-gnu.so", True, False),
 ])
 def test_a_cpu_build_drops_gpu_and_developer_files_only(dest, cpu, dropped):
     assert bundle_filter.dropped(dest, cpu_build=cpu, platform="linux") is dropped
