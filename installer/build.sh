@@ -93,7 +93,8 @@ if [ "$mode" = buildroot ]; then
   cp -l "$wheelhouse"/*.whl "$buildroot/wheels/" 2>/dev/null || cp "$wheelhouse"/*.whl "$buildroot/wheels/"
   cp "$wheelhouse/requirements.txt" "$buildroot/wheels/"
   mountpoint -q "$buildroot/proc" || mount -t proc proc "$buildroot/proc"
-  trap 'umount "$buildroot/proc" 2>/dev/null || true' EXIT
+  mountpoint -q "$buildroot/dev/shm" || mount -t tmpfs -o mode=1777 shm "$buildroot/dev/shm"
+  trap 'umount "$buildroot/dev/shm" "$buildroot/proc" 2>/dev/null || true' EXIT
   say "installing the build environment and running PyInstaller in the Debian 11 build root"
   chroot "$buildroot" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root LANG=C.UTF-8 STYLESTEER_CPU_BUILD=1 \
     /bin/bash -euo pipefail -c "

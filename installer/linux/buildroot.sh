@@ -32,7 +32,14 @@ if [ ! -f "$root/.stylesteer-debootstrap" ]; then
   touch "$root/.stylesteer-debootstrap"
 fi
 
-if [ ! -x "$root/opt/python/bin/python3.11" ]; then
+# /proc and a tmpfs /dev/shm inside the root: without /dev/shm, CPython's configure finds sem_open
+# "not implemented" and builds multiprocessing without semaphores, which `import transformers` needs.
+mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+mountpoint -q "$root/dev/shm" || { mkdir -p "$root/dev/shm"; mount -t tmpfs -o mode=1777 shm "$root/dev/shm"; }
+trap 'umount "$root/dev/shm" "$root/proc" 2>/dev/null || true' EXIT
+has_semaphores() { chroot "$root" /opt/python/bin/python3.11 -c 'from _multiprocessing import SemLock' 2>/dev/null; }
+
+if [ ! -x "$root/opt/python/bin/python3.11" ] || ! has_semaphores; then
   src="$root/usr/src/python.tar.gz"
   if [ ! -f "$src" ] || ! echo "$py_sha256  $src" | sha256sum -c --quiet; then
     say "fetching the CPython $py_version source"
@@ -41,11 +48,11 @@ if [ ! -x "$root/opt/python/bin/python3.11" ]; then
   fi
   say "building CPython $py_version against glibc 2.31 (5-10 minutes)"
   chroot "$root" /bin/bash -euo pipefail -c "
-    cd /usr/src && rm -rf Python-$py_version && tar xzf python.tar.gz && cd Python-$py_version
+    rm -rf /opt/python && cd /usr/src && rm -rf Python-$py_version && tar xzf python.tar.gz && cd Python-$py_version
     ./configure -q --prefix=/opt/python --enable-shared LDFLAGS='-Wl,-rpath,/opt/python/lib' >/dev/null
     make -s -j\$(nproc) >/dev/null 2>make.log || { tail -40 make.log; exit 1; }
     make -s install >/dev/null 2>&1
-    /opt/python/bin/python3.11 -c 'import ssl, ctypes, sqlite3, lzma, bz2, zlib, uuid, decimal'
+    /opt/python/bin/python3.11 -c 'import ssl, ctypes, sqlite3, lzma, bz2, zlib, uuid, decimal, multiprocessing.synchronize'
   " >&2
 fi
 say "ready: $root/opt/python/bin/python3.11"
