@@ -35,6 +35,7 @@ while IFS= read -r path; do
   while [ "${dir#"$data_home/icons/hicolor/"}" != "$dir" ] && rmdir "$dir" 2>/dev/null; do dir="$(dirname "$dir")"; done
 done < "$prefix/.stylesteer-manifest"
 rm -rf "$prefix"
+rmdir "$(dirname "$prefix")" 2>/dev/null || true  # ~/.local/opt, when StyleSteer was all it held
 refresh_caches
 say "removed $prefix, the launcher, the menu entry and the icons"
 
