@@ -13,6 +13,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="stylesteer gui", description="Open the app.")
         parser.add_argument("--model", default=None, help="model to load at start (default: the demo model)")
         args = parser.parse_args(argv[1:])
+        from app.xlibs import missing_message
+
+        problem = missing_message()
+        if problem:  # Qt's own abort names the wrong package; name the right ones instead
+            print(f"stylesteer: error: {problem}", file=sys.stderr)
+            return 2
         from app.gui.main_window import run_gui
 
         return run_gui(model=args.model)

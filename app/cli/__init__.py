@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from app import __version__
 from app.cli.common import UserError
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Steer a local language model toward your own writing style. "
         "With no command, opens the app.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     generate.register(sub)
     library.register(sub)

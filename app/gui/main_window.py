@@ -780,9 +780,11 @@ class MainWindow(QMainWindow):
         return dlg
 
     def show_about(self) -> None:
+        from app import __version__
+
         QMessageBox.about(self, "About StyleSteer",
-                          "<b>StyleSteer</b><br>Steer a local language model toward your own writing style "
-                          "with n-gram priors injected into the logits (paper, dense and budget modes).")
+                          f"<b>StyleSteer {__version__}</b><br>Steer a local language model toward your own "
+                          "writing style with n-gram priors injected into the logits (paper, dense and budget modes).")
 
     def _update_counts(self) -> None:
         """Words and characters of the writer's text; a pending suggestion does not count."""
@@ -902,6 +904,10 @@ def run_gui(model: str | None = None) -> int:
     window = MainWindow(model=model)
     ref.append(window)
     window.show()
+    if os.environ.get("STYLESTEER_STARTUP_LOG"):  # the packaged build's smoke test times these lines
+        print("stylesteer: window shown", file=sys.stderr, flush=True)
+        window.worker.modelLoaded.connect(
+            lambda info: print(f"stylesteer: model ready: {info.name}", file=sys.stderr, flush=True))
     QTimer.singleShot(0, window.doc.check_recovery)
     code = app.exec()
     if window.worker.stuck:
