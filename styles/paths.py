@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -32,3 +33,8 @@ def models_dir() -> Path:
 def store_path() -> Path:
     """The SQLite style store."""
     return user_dir() / "styles.db"
+
+
+def slug(name: str) -> str:
+    """A style name as a safe file or folder name: letters, digits, '.', '_' and '-' (e.g. per-style output)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "style"
