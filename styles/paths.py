@@ -36,5 +36,6 @@ def store_path() -> Path:
 
 
 def slug(name: str) -> str:
-    """A style name as a safe file or folder name: letters, digits, '.', '_' and '-' (e.g. per-style output)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "style"
+    """A style name as a safe file or folder name (e.g. for per-style output): letters, digits, '.', '_'
+    and '-', never starting or ending with one of those three (so never '..' or a hidden name)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "style"
