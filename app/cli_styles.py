@@ -184,7 +184,8 @@ def _print_report(report: Any, verb: str = "imported") -> None:
         print(f"Cancelled: nothing was {verb}; style '{report.style}' is unchanged.", file=out)
         return
     for doc in report.imported:
-        print(f"  {verb}  {doc.path}  ({doc.n_tokens:,} tokens, {format_bytes(doc.n_bytes)}, {doc.encoding})", file=out)
+        size = format_bytes(doc.n_bytes)
+        print(f"  {verb}  {doc.path}  ({doc.n_tokens:,} tokens, {size}, {doc.encoding})", file=out)
     for dup in report.duplicates:
         print(f"  duplicate  {dup.path}: {dup.reason}", file=out)
     for skip in report.skipped:
@@ -264,7 +265,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("NAME", "TOKENIZER", "DOCS", "TOKENS", "ON DISK")]
     for s in styles:
-        rows.append((s.name, _short_tokenizer(s), str(s.n_documents), f"{s.n_tokens:,}", format_bytes(s.bytes_on_disk)))
+        size = format_bytes(s.bytes_on_disk)
+        rows.append((s.name, _short_tokenizer(s), str(s.n_documents), f"{s.n_tokens:,}", size))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
