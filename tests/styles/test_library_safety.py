@@ -157,6 +157,22 @@ def test_read_only_falls_back_to_an_immutable_file(tmp_path, texts, unwritable, 
         assert store.read_only and [s.name for s in store.list_styles()] == ["mine"]
 
 
+def test_a_library_sqlite_cannot_write_opens_read_only(tmp_path, texts, monkeypatch):
+    """Permission bits can pass the check and SQLite still refuse to write (an ACL, a read-only mount)."""
+    path = tmp_path / "styles.db"
+    make_library(path, texts)
+
+    def refused(_path: Path) -> None:
+        exc = sqlite3.OperationalError("attempt to write a readonly database")
+        exc.sqlite_errorcode = opening.SQLITE_READONLY  # type: ignore[attr-defined]
+        raise exc
+
+    monkeypatch.setattr(opening, "_connect_checked", refused)
+    with StyleStore(path) as store:
+        assert store.read_only and "readonly database" in (store.notice or "")
+        assert [s.name for s in store.list_styles()] == ["mine"]
+
+
 def test_a_library_that_cannot_be_created_names_its_folder(tmp_path, unwritable):
     folder = tmp_path / "data"
     folder.mkdir()
