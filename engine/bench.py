@@ -22,7 +22,7 @@ BENCH_STYLE_FILE = "sherlock_holmes.txt"
 
 def bench_prior(lm: LoadedModel, corpora_dir: Path | None) -> Any:
     """A style prior for the benchmark: a corpus from ../shared/corpora, or the prompt itself when absent."""
-    from styles.importer import count_ngrams
+    from styles.ngrams import count_ngrams
     from styles.prior import StylePrior
 
     path = corpora_dir / BENCH_STYLE_FILE if corpora_dir is not None else None

@@ -393,7 +393,7 @@ class CompareGeneration:
             s.note_cancel(self.cancel, self.sampling.max_new_tokens)
 
     def summaries(self) -> tuple[Summary, Summary]:
-        from engine.metrics import TOP_UNIGRAMS
+        from styles.prior import TOP_UNIGRAMS
 
         prior = self.steering.prior
         top_ids = prior.top_unigram_ids(TOP_UNIGRAMS)  # once for both sides

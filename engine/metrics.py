@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from engine.prior import Prior
+from styles.prior import TOP_UNIGRAMS
 
 LN2 = math.log(2.0)
-TOP_UNIGRAMS = 5000
 
 
 def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

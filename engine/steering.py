@@ -11,21 +11,15 @@ from transformers import LogitsProcessor
 
 from engine.prior import Prior
 from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, MODES
+from styles.errors import check_tokenizer
 
 LN2 = math.log(2.0)
 BUDGET_ITERATIONS = 14  # bisection steps: lambda resolved to lam / 2**14
 
 
-class StyleMismatchError(ValueError):
-    """The style was built with another tokenizer than the model's."""
-
-
 def check_compatible(prior: Prior, lm: Any) -> None:
-    """Raise StyleMismatchError unless the prior was built with `lm`'s tokenizer."""
-    if prior.tokenizer_fingerprint != lm.fingerprint:
-        raise StyleMismatchError(
-            f"this style was built with another tokenizer (fingerprint {prior.tokenizer_fingerprint}, "
-            f"model {lm.name} has {lm.fingerprint}); rebuild it with `stylesteer styles rebuild NAME --model ...`")
+    """Raise styles.errors.TokenizerMismatch unless the prior was built with `lm`'s tokenizer."""
+    check_tokenizer(getattr(prior, "name", "") or "NAME", prior.tokenizer_fingerprint, lm.fingerprint, model=lm.name)
 
 
 def js_bits_from_logits(base: torch.Tensor, steered: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from engine.types import METRIC_NAMES, MODES, SamplingConfig
+from styles.errors import check_tokenizer
 
 # The paper's 14 lambda values (METHOD.md, Protocol).
 PAPER_LAMS: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.0)
@@ -28,7 +29,6 @@ RESULT_COLUMNS: tuple[str, ...] = ("prompt", "mode", "lam", "text") + METRICS
 STATS: tuple[str, ...] = ("mean", "median", "cv")
 SUMMARY_COLUMNS: tuple[str, ...] = ("mode", "lam") + tuple(f"{m}_{s}" for m in METRICS for s in STATS)
 HELDOUT_FRACTION = 0.1
-TOP_UNIGRAMS = 5000  # the paper's unigram overlap uses the corpus's top 5000 unigrams
 
 RESULTS_JSONL = "results.jsonl"
 RESULTS_CSV = "results.csv"
@@ -147,12 +147,7 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
         vocab_size = vocab_size or lm_or_fingerprint.vocab_size
     info = store.get(name) if hasattr(store, "get") else None
     if info is not None:
-        if info.tokenizer_fingerprint != fingerprint:
-            from engine.steering import StyleMismatchError
-
-            raise StyleMismatchError(
-                f"style '{name}' was built with another tokenizer ({info.tokenizer_name}); rebuild it with "
-                f"`stylesteer styles rebuild {name} --model ...`")
+        check_tokenizer(info.name, info.tokenizer_fingerprint, fingerprint, model=getattr(lm_or_fingerprint, "name", None))
         vocab_size = vocab_size or info.vocab_size
     if vocab_size is None:
         raise ValueError("vocab_size is required when a fingerprint string is given")
@@ -164,7 +159,7 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
         steer_counts = store.load_counts(name, documents=steer_docs)
         held_counts = store.load_counts(name, documents=held_docs)
     else:
-        from styles.importer import count_ngrams
+        from styles.ngrams import count_ngrams
 
         ids = np.asarray(store.document_token_ids(name, docs[0]), dtype=np.int64)
         cut = split_tokens(ids, fraction, is_boundary=_newline_test(tokenizer))
@@ -400,6 +395,8 @@ class EngineBackend:
         self.heldout = heldout_prior
         self.sampling = sampling
         self.budget_bits = budget_bits
+        from styles.prior import TOP_UNIGRAMS
+
         self._top_ids = steer_prior.top_unigram_ids(TOP_UNIGRAMS)
         self._prompt_ids: dict[str, list[int]] = {}
 

@@ -68,7 +68,7 @@ def _naive_import(tokenizer: Any, files: list[Path], db_path: Path) -> tuple[int
             grams: Counter[tuple[int, int, int, int]] = Counter()
             grams.update((1, -1, -1, a) for a in ids)
             grams.update((2, -1, a, b) for a, b in itertools.pairwise(ids))
-            grams.update((3, a, b, c) for a, b, c in zip(ids, ids[1:], ids[2:]))
+            grams.update((3, a, b, c) for a, b, c in zip(ids, ids[1:], ids[2:], strict=False))
             for (n, c1, c2, tok), count in grams.items():
                 conn.execute(
                     "INSERT INTO ngrams (n, c1, c2, tok, count) VALUES (?, ?, ?, ?, ?) "
@@ -106,52 +106,12 @@ def run_styles_bench(
 
     with tempfile.TemporaryDirectory(prefix="stylesteer-bench-") as tmp:
         tmpdir = Path(tmp)
-        _tokenize_only(chunker, texts[:1])  # warm the tokenizer's caches for both sides
-        tok_times, imp_times, tok_cpu, imp_cpu = [], [], [], []
         store_path = tmpdir / "bench.db"
-        for i in range(repeats):
-            # Interleaved, so that a busy machine slows both sides alike.
-            t, c = time.perf_counter(), time.process_time()
-            n_tokens = _tokenize_only(chunker, texts)
-            tok_times.append(time.perf_counter() - t)
-            tok_cpu.append(time.process_time() - c)
-            path = tmpdir / f"run{i}.db"
-            store = StyleStore(path)
-            t, c = time.perf_counter(), time.process_time()
-            report = importer.import_paths(store, "bench", files, tokenizer)
-            imp_times.append(time.perf_counter() - t)
-            imp_cpu.append(time.process_time() - c)
-            store.close()
-            if i == 0:
-                path.rename(store_path)
-            else:
-                path.unlink()
-                for suffix in ("-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-        assert report.n_tokens == n_tokens, (report.n_tokens, n_tokens)
-        t_tok, t_imp = min(tok_times), min(imp_times)
-        out.update(
-            n_tokens=n_tokens,
-            tokenizer_seconds=round(t_tok, 4),
-            import_seconds=round(t_imp, 4),
-            import_over_tokenizer=round(t_tok / t_imp, 3),
-            # CPU seconds of all threads: the work ratio, less sensitive to a busy machine
-            # than wall time (a shared machine slows the parallel tokenizer most).
-            import_over_tokenizer_cpu=round(min(tok_cpu) / min(imp_cpu), 3),
-        )
+        imported, timings = _import_versus_tokenizer(tokenizer, chunker, files, texts, store_path, repeats)
+        out.update(imported)
+        n_tokens = int(imported["n_tokens"])
         if naive:
-            c = time.process_time()
-            t_naive, (_, t_naive_tok) = _best(lambda: _naive_import(tokenizer, files, tmpdir / "naive.db"), 1)
-            out["import_over_naive_cpu"] = round((time.process_time() - c) / min(imp_cpu), 2)
-            out["naive_seconds"] = round(t_naive, 4)
-            # The naive tokenizer call (one string per file) is itself slower than the
-            # importer's piecewise, parallel encoding; this shows how much of the gap it is.
-            out["naive_tokenize_seconds"] = round(t_naive_tok, 4)
-            # Counting and storing alone: the naive Counter + row INSERTs against what the
-            # import adds on top of the tokenizer (a difference of two timings: rough).
-            extra = t_imp - t_tok
-            out["count_store_over_naive"] = round((t_naive - t_naive_tok) / extra, 1) if extra > 0.01 else None
-            out["import_over_naive"] = round(t_naive / t_imp, 2)
+            out.update(_import_versus_naive(tokenizer, files, tmpdir, *timings))
         else:
             out["import_over_naive"] = None
 
@@ -165,6 +125,67 @@ def run_styles_bench(
 
         out.update(_activation(tokenizer, corpora, tmpdir, repeats, decode_step_seconds))
     return out
+
+
+def _import_versus_tokenizer(
+    tokenizer: Any, chunker: importer.ChunkTokenizer, files: list[Path], texts: list[str], store_path: Path,
+    repeats: int,
+) -> tuple[dict[str, Any], tuple[float, float, float]]:
+    """The import against the tokenizer alone on the same text, interleaved, so that a busy
+    machine slows both sides alike; the first run's store is kept at `store_path`. Also returns the
+    best times: tokenizer, import, import CPU."""
+    _tokenize_only(chunker, texts[:1])  # warm the tokenizer's caches for both sides
+    tok_times, imp_times, tok_cpu, imp_cpu = [], [], [], []
+    for i in range(repeats):
+        t, c = time.perf_counter(), time.process_time()
+        n_tokens = _tokenize_only(chunker, texts)
+        tok_times.append(time.perf_counter() - t)
+        tok_cpu.append(time.process_time() - c)
+        path = store_path.with_name(f"run{i}.db")
+        store = StyleStore(path)
+        t, c = time.perf_counter(), time.process_time()
+        report = importer.import_paths(store, "bench", files, tokenizer)
+        imp_times.append(time.perf_counter() - t)
+        imp_cpu.append(time.process_time() - c)
+        store.close()
+        if i == 0:
+            path.rename(store_path)
+        else:
+            path.unlink()
+            for suffix in ("-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    assert report.n_tokens == n_tokens, (report.n_tokens, n_tokens)
+    t_tok, t_imp = min(tok_times), min(imp_times)
+    results = {
+        "n_tokens": n_tokens,
+        "tokenizer_seconds": round(t_tok, 4),
+        "import_seconds": round(t_imp, 4),
+        "import_over_tokenizer": round(t_tok / t_imp, 3),
+        # CPU seconds of all threads: the work ratio, less sensitive to a busy machine
+        # than wall time (a shared machine slows the parallel tokenizer most).
+        "import_over_tokenizer_cpu": round(min(tok_cpu) / min(imp_cpu), 3),
+    }
+    return results, (t_tok, t_imp, min(imp_cpu))
+
+
+def _import_versus_naive(
+    tokenizer: Any, files: list[Path], tmpdir: Path, t_tok: float, t_imp: float, cpu_imp: float
+) -> dict[str, Any]:
+    """The naive import (see _naive_import) against the import's best times."""
+    c = time.process_time()
+    t_naive, (_, t_naive_tok) = _best(lambda: _naive_import(tokenizer, files, tmpdir / "naive.db"), 1)
+    extra = t_imp - t_tok
+    return {
+        "import_over_naive_cpu": round((time.process_time() - c) / cpu_imp, 2),
+        "naive_seconds": round(t_naive, 4),
+        # The naive tokenizer call (one string per file) is itself slower than the
+        # importer's piecewise, parallel encoding; this shows how much of the gap it is.
+        "naive_tokenize_seconds": round(t_naive_tok, 4),
+        # Counting and storing alone: the naive Counter + row INSERTs against what the
+        # import adds on top of the tokenizer (a difference of two timings: rough).
+        "count_store_over_naive": round((t_naive - t_naive_tok) / extra, 1) if extra > 0.01 else None,
+        "import_over_naive": round(t_naive / t_imp, 2),
+    }
 
 
 def _rows_versus_blobs(store_path: Path, tmpdir: Path) -> dict[str, float]:
@@ -186,7 +207,8 @@ def _rows_versus_blobs(store_path: Path, tmpdir: Path) -> dict[str, float]:
                 rows_db.executemany(
                     "INSERT INTO ngram VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (n, ctx, tok) DO UPDATE SET count = count + excluded.count",
-                    zip([n] * keys.size, (keys // vocab).tolist(), (keys % vocab).tolist(), counts.tolist()),
+                    zip([n] * keys.size, (keys // vocab).tolist(), (keys % vocab).tolist(), counts.tolist(),
+                        strict=True),
                 )
         t_rows = time.perf_counter() - t
         rows_db.close()

@@ -5,28 +5,24 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from styles import readers
+from styles.errors import check_tokenizer
+from styles.ngrams import NgramCounter
+from styles.store import DocumentInfo, StyleStore, check_name, now
 from styles.tokenizers import tokenizer_fingerprint, tokenizer_name
 
-if TYPE_CHECKING:
-    from styles.store import StyleStore
-
-ORDERS = (1, 2, 3)
 # About this much text goes to the tokenizer in one call (split into ~8 KB
 # pieces it encodes in parallel) and is stored as one chunk row.
 BATCH_CHARS = 1 << 20
-# Buffered n-gram keys are reduced to (key, count) pairs beyond this many, so
-# memory follows the number of distinct n-grams, not the size of the input.
-COMPACT_AT = 4_000_000
+# While another import holds the library, progress says so about this often (seconds).
+WAITING_EVERY = 1.0
 
 
 # --------------------------------------------------------------------------- records
@@ -43,6 +39,7 @@ class ImportProgress:
     tokens: int
     eta_seconds: float | None
     current_path: str
+    waiting: bool = False  # True while another import holds the library and this one waits its turn
 
 
 @dataclass(frozen=True)
@@ -100,238 +97,7 @@ class ImportCancelled(Exception):
 ProgressFn = Callable[[ImportProgress], None]
 
 
-# --------------------------------------------------------------------------- counting
-
-
-def pack_keys(ids: np.ndarray, n: int, vocab_size: int) -> np.ndarray:
-    """Every n-gram of `ids` as one int64: ((a * V) + b) * V + c for a trigram."""
-    ids = np.asarray(ids, dtype=np.int64)
-    m = ids.size - n + 1
-    if m <= 0:
-        return np.zeros(0, dtype=np.int64)
-    keys = ids[:m].copy()
-    v = np.int64(vocab_size)
-    for j in range(1, n):
-        keys *= v
-        keys += ids[j : j + m]
-    return keys
-
-
-def reduce_pairs(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum the counts of equal keys; returns sorted unique keys with their totals (zeros dropped)."""
-    if keys.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    order = np.argsort(keys, kind="stable")
-    k = keys[order]
-    c = counts[order]
-    starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
-    uk = k[starts]
-    uc = np.add.reduceat(c, starts)
-    keep = uc != 0
-    if not bool(keep.all()):
-        uk, uc = uk[keep], uc[keep]
-    return uk, uc.astype(np.int64, copy=False)
-
-
-def merge_pairs(a: dict[int, tuple[np.ndarray, np.ndarray]], b: dict[int, tuple[np.ndarray, np.ndarray]]):
-    """Per order, the sum of two sets of (keys, counts)."""
-    out = {}
-    for n in ORDERS:
-        ka, ca = a.get(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-        kb, cb = b.get(n, (np.zeros(0, np.int64), np.zeros(0, np.int64)))
-        if kb.size == 0:
-            out[n] = (ka, ca)
-        elif ka.size == 0:
-            out[n] = reduce_pairs(kb, cb) if kb.size > 1 and not bool(np.all(kb[1:] > kb[:-1])) else (kb, cb)
-        else:
-            out[n] = reduce_pairs(np.concatenate((ka, kb)), np.concatenate((ca, cb)))
-    return out
-
-
-class _KeyCounter:
-    """A multiset of int64 keys: raw keys are buffered and reduced when the buffer grows."""
-
-    def __init__(self) -> None:
-        self.raw: list[np.ndarray] = []
-        self.raw_len = 0
-        self.keys = np.zeros(0, np.int64)
-        self.counts = np.zeros(0, np.int64)
-
-    def add(self, keys: np.ndarray) -> None:
-        if keys.size:
-            self.raw.append(keys)
-            self.raw_len += keys.size
-            if self.raw_len > COMPACT_AT:
-                self.compact()
-
-    def absorb(self, other: _KeyCounter) -> None:
-        self.raw.extend(other.raw)
-        self.raw_len += other.raw_len
-        if other.keys.size:
-            self.keys, self.counts = reduce_pairs(
-                np.concatenate((self.keys, other.keys)), np.concatenate((self.counts, other.counts))
-            )
-        if self.raw_len > COMPACT_AT:
-            self.compact()
-
-    def compact(self) -> None:
-        if not self.raw:
-            return
-        uk, uc = np.unique(np.concatenate(self.raw), return_counts=True)
-        self.raw, self.raw_len = [], 0
-        if self.keys.size:
-            self.keys, self.counts = reduce_pairs(
-                np.concatenate((self.keys, uk)), np.concatenate((self.counts, uc.astype(np.int64)))
-            )
-        else:
-            self.keys, self.counts = uk, uc.astype(np.int64)
-
-    def pair(self) -> tuple[np.ndarray, np.ndarray]:
-        self.compact()
-        return self.keys, self.counts
-
-
-class _UnigramCounter:
-    """Unigram counts in a dense array over the vocabulary (no sorting); a document's ids are
-    buffered and folded in when it ends, so a failed document is dropped without a trace and
-    many small files do not each pay for a vocabulary-sized array."""
-
-    def __init__(self, vocab_size: int) -> None:
-        self.total = np.zeros(vocab_size, np.int64)
-        self._doc: np.ndarray | None = None  # a document longer than the vocabulary, folded
-        self._raw: list[np.ndarray] = []
-        self._raw_len = 0
-
-    def add(self, ids: np.ndarray) -> None:
-        if ids.size:
-            self._raw.append(ids)
-            self._raw_len += ids.size
-            if self._raw_len >= self.total.size:
-                self._fold()
-
-    def _fold(self) -> None:
-        folded = np.bincount(np.concatenate(self._raw), minlength=self.total.size)
-        self._doc = folded if self._doc is None else self._doc + folded
-        self._raw, self._raw_len = [], 0
-
-    def end_document(self) -> None:
-        if self._raw:
-            keys, counts = np.unique(np.concatenate(self._raw), return_counts=True)
-            self.total[keys] += counts
-        if self._doc is not None:
-            self.total += self._doc
-        self.discard_document()
-
-    def discard_document(self) -> None:
-        self._doc, self._raw, self._raw_len = None, [], 0
-
-    def pair(self) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.flatnonzero(self.total).astype(np.int64)
-        return keys, self.total[keys]
-
-
-class NgramCounter:
-    """Counts 1-, 2- and 3-grams of documents fed in pieces; n-grams never cross documents.
-
-    `feed` a document's token ids in as many pieces as convenient, then
-    `end_document`; `discard_document` forgets a document that failed half way.
-    """
-
-    def __init__(self, vocab_size: int) -> None:
-        if not 0 < vocab_size < 2**21:
-            raise ValueError(f"vocab_size must be in 1..{2**21 - 1} to pack trigrams into int64")
-        self.vocab_size = int(vocab_size)
-        self._unigrams = _UnigramCounter(self.vocab_size)
-        self._total = {n: _KeyCounter() for n in ORDERS[1:]}
-        self._doc = {n: _KeyCounter() for n in ORDERS[1:]}
-        self._tail = np.zeros(0, np.int64)
-
-    def feed(self, ids: np.ndarray) -> None:
-        ids = np.asarray(ids, dtype=np.int64)
-        if ids.size == 0:
-            return
-        if int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size:
-            raise ValueError("token id outside the vocabulary")
-        self._unigrams.add(ids)
-        for n in ORDERS[1:]:
-            # Prepend the last n-1 ids of this document so n-grams spanning two
-            # pieces are counted once, and only n-grams ending in `ids` are new.
-            pre = self._tail[max(0, self._tail.size - (n - 1)) :]
-            seq = np.concatenate((pre, ids)) if pre.size else ids
-            self._doc[n].add(pack_keys(seq, n, self.vocab_size))
-        self._tail = np.concatenate((self._tail, ids))[-2:]
-
-    def end_document(self) -> None:
-        self._unigrams.end_document()
-        for n in ORDERS[1:]:
-            self._total[n].absorb(self._doc[n])
-            self._doc[n] = _KeyCounter()
-        self._tail = np.zeros(0, np.int64)
-
-    def discard_document(self) -> None:
-        self._unigrams.discard_document()
-        self._doc = {n: _KeyCounter() for n in ORDERS[1:]}
-        self._tail = np.zeros(0, np.int64)
-
-    def pairs(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        """Packed (sorted keys, counts) per order for everything counted so far.
-
-        The bigram and trigram reductions (sorts, which release the GIL) run side by side:
-        this is the serial tail of an import, after the last piece is tokenized.
-        """
-        with ThreadPoolExecutor(max_workers=len(ORDERS) - 1, thread_name_prefix="stylesteer-count") as pool:
-            reduced = dict(zip(ORDERS[1:], pool.map(lambda n: self._total[n].pair(), ORDERS[1:])))
-        return {1: self._unigrams.pair(), **reduced}
-
-
-def count_ngrams(docs: Iterable[Sequence[int] | np.ndarray], vocab_size: int | None = None):
-    """{n: (ctx [M, n-1], tok [M], cnt [M])} int64 for n = 1, 2, 3, sorted by (ctx, tok).
-
-    Each item of `docs` is one document's token ids; n-grams never span two
-    documents. Same format as StyleStore.load_counts.
-    """
-    from styles.store import unpack_ngram_keys
-
-    arrays = [np.asarray(d, dtype=np.int64).ravel() for d in docs]
-    if vocab_size is None:
-        vocab_size = max((int(a.max()) + 1 for a in arrays if a.size), default=1)
-    counter = NgramCounter(vocab_size)
-    for a in arrays:
-        counter.feed(a)
-        counter.end_document()
-    out = {}
-    for n, (keys, counts) in counter.pairs().items():
-        ctx, tok = unpack_ngram_keys(keys, n, vocab_size)
-        out[n] = (ctx, tok, counts)
-    return out
-
-
 # --------------------------------------------------------------------------- tokenizing
-
-# Hashing a 50k-token vocabulary takes ~0.15 s: once per tokenizer object, not per import.
-_FINGERPRINTS: weakref.WeakKeyDictionary[Any, tuple[int, str]] = weakref.WeakKeyDictionary()
-
-
-def remember_fingerprint(tokenizer: Any, fingerprint: str) -> None:
-    """Record a fingerprint already computed elsewhere (e.g. when the model was loaded)."""
-    try:
-        _FINGERPRINTS[tokenizer] = (len(tokenizer), fingerprint)
-    except TypeError:  # not weak-referenceable: it will be computed per import
-        pass
-
-
-def _fingerprint(tokenizer: Any) -> str:
-    size = len(tokenizer)  # added tokens change the vocabulary, and the length with it
-    try:
-        cached = _FINGERPRINTS.get(tokenizer)
-    except TypeError:  # not weak-referenceable
-        return tokenizer_fingerprint(tokenizer)
-    if cached is None or cached[0] != size:
-        cached = (size, tokenizer_fingerprint(tokenizer))
-        _FINGERPRINTS[tokenizer] = cached
-    return cached[1]
-
-
 
 class ChunkTokenizer:
     """Encodes text pieces with a HF tokenizer, as if the whole document were encoded at once.
@@ -349,10 +115,12 @@ class ChunkTokenizer:
         "I. The Beginning\nCHAPTER 1\nIt was a dark night.\n",
     )
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, fingerprint: str | None = None) -> None:
+        """`fingerprint`: the tokenizer's, when the caller already has it (hashing a 50k-token
+        vocabulary takes ~0.15 s; loading a model computes it on the way)."""
         self.tokenizer = tokenizer
         self.name = tokenizer_name(tokenizer)
-        self.fingerprint = _fingerprint(tokenizer)
+        self.fingerprint = fingerprint or tokenizer_fingerprint(tokenizer)
         self.vocab_size = len(tokenizer)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is not None and (backend.truncation is not None or backend.padding is not None):
@@ -565,6 +333,7 @@ class _Clock:
         self.files_done = self.bytes_done = self.tokens = 0
         self.start = time.monotonic()
         self.last = 0.0
+        self.last_waiting: float | None = None
 
     def report(self, path: str, *, force: bool = False) -> None:
         if self.progress is None:
@@ -580,6 +349,32 @@ class _Clock:
             ImportProgress(self.files_done, self.files_total, done, self.bytes_total, self.tokens, eta, path)
         )
 
+    def waiting(self) -> None:
+        """Another import holds the library: say so now and then about once a second."""
+        t = time.monotonic()
+        if self.progress is None or (self.last_waiting is not None and t - self.last_waiting < WAITING_EVERY):
+            return
+        self.last_waiting = t
+        self.progress(ImportProgress(0, self.files_total, 0, self.bytes_total, 0, None, "", waiting=True))
+
+
+def _canceller(cancel: threading.Event | None) -> Callable[[], None]:
+    def check() -> None:
+        if cancel is not None and cancel.is_set():
+            raise ImportCancelled
+
+    return check
+
+
+def _waiter(clock: _Clock, check_cancel: Callable[[], None]) -> Callable[[], None]:
+    """What the store calls while another writer holds the library: a cancel ends the wait."""
+
+    def wait() -> None:
+        check_cancel()
+        clock.waiting()
+
+    return wait
+
 
 def import_paths(
     store: StyleStore,
@@ -590,15 +385,16 @@ def import_paths(
     glob: str | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    fingerprint: str | None = None,
 ) -> ImportReport:
     """Import files and folders into style `name`, creating it if needed, in one transaction.
 
     Bad files are skipped with a reason; duplicates (same bytes already in the
     style) are skipped. A cancel, an error or a killed process leaves the store
-    exactly as it was. Returns what was imported and skipped.
+    exactly as it was. While another import holds the library, this one waits its
+    turn (progress reports `waiting=True`; a cancel still works). `fingerprint`: the
+    tokenizer's, where the caller already computed it. Returns what was imported and skipped.
     """
-    from styles.store import TokenizerMismatch, check_name
-
     name = check_name(name)
     started = time.monotonic()
     report = ImportReport(style=name)
@@ -608,38 +404,21 @@ def import_paths(
             report.skipped.append(SkippedFile(str(found.path), found.reason))
         else:
             candidates.append(found)
-    chunker = ChunkTokenizer(tokenizer)
+    chunker = ChunkTokenizer(tokenizer, fingerprint)
     clock = _Clock(progress, len(candidates), sum(c.size for c in candidates))
     clock.report("", force=True)
+    check_cancel = _canceller(cancel)
     try:
-        with store.transaction():
-            existing = store.conn.execute(
-                "SELECT id, tokenizer_fingerprint, tokenizer_name FROM styles WHERE name = ?", (name,)
-            ).fetchone()
-            if existing is None:
-                sid = store.create_style(name, chunker.name, chunker.fingerprint, chunker.vocab_size)
-                report.created = True
-                known: dict[str, str] = {}
-            else:
-                sid = int(existing[0])
-                if existing[1] != chunker.fingerprint:
-                    raise TokenizerMismatch(
-                        f"style '{name}' was built for tokenizer {existing[2]} ({existing[1]}), not "
-                        f"{chunker.name} ({chunker.fingerprint}); import into a new style or run "
-                        f"`stylesteer styles rebuild {name} --model ...` first"
-                    )
-                known = dict(store.conn.execute("SELECT sha256, path FROM documents WHERE style_id = ?", (sid,)))
+        with store.transaction(waiting=_waiter(clock, check_cancel)):
+            sid, known = _target_style(store, name, chunker, report)
             counter = NgramCounter(chunker.vocab_size)
-            _consume(store, sid, counter, candidates, chunker, known, report, clock, cancel)
+            _consume(store, sid, counter, candidates, chunker, known, report, clock, check_cancel)
             if not report.imported and report.created:
                 raise _NothingImported
             if report.imported:
-                store.write_pairs(sid, merge_pairs(store.read_pairs(sid), counter.pairs()))
-                store.touch(sid)
-            for skip in report.skipped:
-                store.record_skipped(sid, skip.path, skip.reason)
-            for doc in report.imported:
-                store.clear_skipped(sid, doc.path)
+                store.add_counts(sid, counter.pairs())
+            store.record_skipped(sid, [(skip.path, skip.reason) for skip in report.skipped])
+            store.clear_skipped(sid, [doc.path for doc in report.imported])
     except ImportCancelled:
         report.cancelled = True
         report.imported.clear()
@@ -647,6 +426,18 @@ def import_paths(
         report.created = False
     report.seconds = time.monotonic() - started
     return report
+
+
+def _target_style(
+    store: StyleStore, name: str, chunker: ChunkTokenizer, report: ImportReport
+) -> tuple[int, dict[str, str]]:
+    """The id of the style to import into (created if new) and its documents' paths by SHA-256."""
+    existing = store.find_style(name)
+    if existing is None:
+        report.created = True
+        return store.create_style(name, chunker.name, chunker.fingerprint, chunker.vocab_size), {}
+    check_tokenizer(existing.name, existing.tokenizer_fingerprint, chunker.fingerprint, model=chunker.name)
+    return existing.id, store.document_paths_by_sha(existing.id)
 
 
 class _NothingImported(Exception):
@@ -662,85 +453,65 @@ def _consume(
     known: dict[str, str],
     report: ImportReport,
     clock: _Clock,
-    cancel: threading.Event | None,
+    check_cancel: Callable[[], None],
 ) -> None:
-    from styles.store import now, pack_array, pack_text
-
-    conn = store.conn
-    doc_id = seq = n_tokens = n_chars = stored = 0
-    source: readers.SourceText | None = None
-    file_bytes_before = 0
+    """Store and count what the reader thread produces, document by document."""
     stamp = now()
-    def check_cancel() -> None:
-        if cancel is not None and cancel.is_set():
-            raise ImportCancelled
-
-    for item in _prefetch(lambda stop: _produce(candidates, chunker, known, stop), poll=check_cancel):
+    items = _prefetch(lambda stop: _produce(candidates, chunker, known, stop), poll=check_cancel)
+    for item in items:
         check_cancel()
-        if isinstance(item, _Batch):
-            # Compressing here, not in the reader thread, overlaps it with the next batch's tokenizing.
-            text_blob, token_blob = pack_text(item.text), pack_array(item.ids)
-            conn.execute(
-                "INSERT INTO chunks (document_id, seq, n_chars, n_tokens, text, tokens) VALUES (?, ?, ?, ?, ?, ?)",
-                (doc_id, seq, len(item.text), int(item.ids.size), text_blob, token_blob),
-            )
-            counter.feed(item.ids)
-            seq += 1
-            n_tokens += int(item.ids.size)
-            n_chars += len(item.text)
-            stored += len(text_blob) + len(token_blob)
-            clock.tokens += int(item.ids.size)
-            clock.bytes_done = min(clock.bytes_done + len(item.text), file_bytes_before + (source.n_bytes if source else 0))
-            clock.report(str(source.path) if source else "")
-        elif isinstance(item, _DocStart):
-            source = item.source
-            file_bytes_before = clock.bytes_done
-            conn.execute("SAVEPOINT document")
-            cur = conn.execute(
-                "INSERT INTO documents (style_id, path, sha256, n_bytes, n_chars, n_tokens, encoding, stored_bytes, "
-                "imported_at) VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?)",
-                (sid, _display_path(source.path), source.sha256, source.n_bytes, source.encoding, stamp),
-            )
-            doc_id, seq, n_tokens, n_chars, stored = int(cur.lastrowid), 0, 0, 0, 0
-            clock.report(str(source.path), force=True)
-        elif isinstance(item, _DocEnd):
-            assert source is not None
-            if n_tokens == 0:
-                conn.execute("ROLLBACK TO document")
-                conn.execute("RELEASE document")
-                counter.discard_document()
-                report.skipped.append(SkippedFile(str(source.path), "no tokens in file"))
-            else:
-                conn.execute(
-                    "UPDATE documents SET n_tokens = ?, n_chars = ?, stored_bytes = ? WHERE id = ?",
-                    (n_tokens, n_chars, stored, doc_id),
-                )
-                conn.execute("RELEASE document")
-                counter.end_document()
-                report.imported.append(
-                    ImportedDoc(_display_path(source.path), source.sha256, source.n_bytes, n_tokens, source.encoding)
-                )
-            clock.files_done += 1
-            clock.bytes_done = file_bytes_before + source.n_bytes
-            clock.report(str(source.path), force=True)
-            source = None
-        elif isinstance(item, _DocFailed):
-            assert source is not None
-            conn.execute("ROLLBACK TO document")
-            conn.execute("RELEASE document")
-            counter.discard_document()
-            clock.tokens -= n_tokens
-            report.skipped.append(SkippedFile(str(source.path), item.reason))
-            clock.files_done += 1
-            clock.bytes_done = file_bytes_before + source.n_bytes
-            source = None
+        if isinstance(item, _DocStart):
+            _import_document(store, sid, item.source, items, stamp, counter, report, clock, check_cancel)
         elif isinstance(item, _Skip):
             (report.duplicates if item.duplicate else report.skipped).append(SkippedFile(item.path, item.reason))
             clock.files_done += 1
             clock.bytes_done += item.n_bytes
             clock.report(item.path, force=True)
-    if cancel is not None and cancel.is_set():
-        raise ImportCancelled
+    check_cancel()
+
+
+def _import_document(
+    store: StyleStore,
+    sid: int,
+    source: readers.SourceText,
+    items: Iterator[object],
+    stamp: str,
+    counter: NgramCounter,
+    report: ImportReport,
+    clock: _Clock,
+    check_cancel: Callable[[], None],
+) -> None:
+    """One document's batches, up to its end: stored and counted, or left out with a reason."""
+    path = str(source.path)
+    bytes_before = clock.bytes_done
+    clock.report(path, force=True)
+    failure: str | None = None
+    shown = _display_path(source.path)
+    with store.document(sid, shown, source.sha256, source.n_bytes, source.encoding, stamp) as doc:
+        for item in items:
+            check_cancel()
+            if not isinstance(item, _Batch):
+                failure = item.reason if isinstance(item, _DocFailed) else None
+                break
+            doc.add_chunk(item.text, item.ids)  # compressing here overlaps the next batch's tokenizing
+            counter.feed(item.ids)
+            clock.tokens += int(item.ids.size)
+            clock.bytes_done = min(clock.bytes_done + len(item.text), bytes_before + source.n_bytes)
+            clock.report(path)
+        if failure is None and doc.n_tokens == 0:
+            failure = "no tokens in file"
+        if failure is not None:
+            doc.discard()
+    if failure is None:
+        counter.end_document()
+        report.imported.append(ImportedDoc(shown, source.sha256, source.n_bytes, doc.n_tokens, source.encoding))
+    else:
+        counter.discard_document()
+        clock.tokens -= doc.n_tokens
+        report.skipped.append(SkippedFile(path, failure))
+    clock.files_done += 1
+    clock.bytes_done = bytes_before + source.n_bytes
+    clock.report(path, force=True)
 
 
 def _display_path(path: Path) -> str:
@@ -754,61 +525,27 @@ def rebuild(
     tokenizer: Any,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    *,
+    fingerprint: str | None = None,
 ) -> ImportReport:
     """Re-tokenize every document of a style from its stored text (e.g. for another model).
 
-    One transaction: a cancel leaves the style as it was.
+    One transaction: a cancel leaves the style as it was. `fingerprint` as for import_paths.
     """
-    from styles.store import pack_array
-
-    chunker = ChunkTokenizer(tokenizer)
+    chunker = ChunkTokenizer(tokenizer, fingerprint)
     report = ImportReport(style=name)
     started = time.monotonic()
     docs = store.documents(name)
     clock = _Clock(progress, len(docs), sum(d.n_bytes for d in docs))
+    check_cancel = _canceller(cancel)
     try:
-        with store.transaction():
+        with store.transaction(waiting=_waiter(clock, check_cancel)):
             sid = store.style_id(name)
             counter = NgramCounter(chunker.vocab_size)
-            bytes_before = 0
             for doc in docs:
-                total = 0
-                first = True
-                stored = 0
-                for seq, text in list(store.iter_document_text_chunks(doc.id)):
-                    if cancel is not None and cancel.is_set():
-                        raise ImportCancelled
-                    arrays = chunker.encode_pieces(list(readers.split_lines(text)), doc_start=first)
-                    ids = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
-                    first = False
-                    blob = pack_array(ids)
-                    store.conn.execute(
-                        "UPDATE chunks SET tokens = ?, n_tokens = ? WHERE document_id = ? AND seq = ?",
-                        (blob, int(ids.size), doc.id, seq),
-                    )
-                    counter.feed(ids)
-                    total += int(ids.size)
-                    stored += len(blob)
-                    clock.tokens += int(ids.size)
-                    clock.bytes_done = min(clock.bytes_done + len(text), bytes_before + doc.n_bytes)
-                    clock.report(doc.path)
-                counter.end_document()
-                text_bytes = store.conn.execute(
-                    "SELECT COALESCE(SUM(length(text)), 0) FROM chunks WHERE document_id = ?", (doc.id,)
-                ).fetchone()[0]
-                store.conn.execute(
-                    "UPDATE documents SET n_tokens = ?, stored_bytes = ? WHERE id = ?",
-                    (total, stored + text_bytes, doc.id),
-                )
+                total = _rebuild_document(store, doc, chunker, counter, clock, check_cancel)
                 report.imported.append(ImportedDoc(doc.path, doc.sha256, doc.n_bytes, total, doc.encoding))
-                clock.files_done += 1
-                bytes_before += doc.n_bytes
-                clock.bytes_done = bytes_before
-                clock.report(doc.path, force=True)
-            store.conn.execute(
-                "UPDATE styles SET tokenizer_name = ?, tokenizer_fingerprint = ?, vocab_size = ? WHERE id = ?",
-                (chunker.name, chunker.fingerprint, chunker.vocab_size, sid),
-            )
+            store.set_tokenizer(sid, chunker.name, chunker.fingerprint, chunker.vocab_size)
             store.write_pairs(sid, counter.pairs())
             store.touch(sid)
     except ImportCancelled:
@@ -816,3 +553,35 @@ def rebuild(
         report.imported.clear()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _rebuild_document(
+    store: StyleStore,
+    doc: DocumentInfo,
+    chunker: ChunkTokenizer,
+    counter: NgramCounter,
+    clock: _Clock,
+    check_cancel: Callable[[], None],
+) -> int:
+    """Re-tokenize one stored document in place; returns its new number of tokens."""
+    bytes_before = clock.bytes_done
+    total = 0
+    first = True
+    token_bytes = 0
+    for seq, text in list(store.iter_document_text_chunks(doc.id)):
+        check_cancel()
+        arrays = chunker.encode_pieces(list(readers.split_lines(text)), doc_start=first)
+        ids = np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+        first = False
+        token_bytes += store.replace_chunk_tokens(doc.id, seq, ids)
+        counter.feed(ids)
+        total += int(ids.size)
+        clock.tokens += int(ids.size)
+        clock.bytes_done = min(clock.bytes_done + len(text), bytes_before + doc.n_bytes)
+        clock.report(doc.path)
+    counter.end_document()
+    store.set_document_tokens(doc.id, total, token_bytes)
+    clock.files_done += 1
+    clock.bytes_done = bytes_before + doc.n_bytes
+    clock.report(doc.path, force=True)
+    return total

@@ -10,12 +10,9 @@ MIGRATION_SET = "stylesteer.styles"
 migrations = Migrations(MIGRATION_SET)
 
 
-@migrations()
-def m001_create_tables(db: Database) -> None:
-    """Styles, their documents (text and token ids, compressed, in chunks), packed n-gram counts."""
-    # One statement per execute: executescript() would commit the migration's
-    # transaction half way.
-    db.execute(
+# m001's statements, one per execute: executescript() would commit the migration's
+# transaction half way. The text is what sqlite_master records: never edit it.
+_M001 = (
         """
         CREATE TABLE styles (
             id INTEGER PRIMARY KEY,
@@ -26,9 +23,7 @@ def m001_create_tables(db: Database) -> None:
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )
-        """
-    )
-    db.execute(
+        """,
         """
         CREATE TABLE documents (
             id INTEGER PRIMARY KEY,
@@ -43,11 +38,9 @@ def m001_create_tables(db: Database) -> None:
             imported_at TEXT NOT NULL,
             UNIQUE (style_id, sha256)
         )
-        """
-    )
+        """,
     # Text and token ids of a document in pieces of about a megabyte, so that a
     # huge file is written and read back with bounded memory.
-    db.execute(
         """
         CREATE TABLE chunks (
             document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -58,12 +51,10 @@ def m001_create_tables(db: Database) -> None:
             tokens BLOB NOT NULL,
             PRIMARY KEY (document_id, seq)
         )
-        """
-    )
+        """,
     # The counts of one order of one style as packed arrays: keys are n-grams
     # packed into int64 (base = vocab size), sorted, so activation reads three
     # blobs instead of millions of rows (see StyleStore.load_counts).
-    db.execute(
         """
         CREATE TABLE ngram_counts (
             style_id INTEGER NOT NULL REFERENCES styles(id) ON DELETE CASCADE,
@@ -74,9 +65,7 @@ def m001_create_tables(db: Database) -> None:
             counts BLOB NOT NULL,
             PRIMARY KEY (style_id, n)
         )
-        """
-    )
-    db.execute(
+        """,
         """
         CREATE TABLE skipped_files (
             style_id INTEGER NOT NULL REFERENCES styles(id) ON DELETE CASCADE,
@@ -85,9 +74,16 @@ def m001_create_tables(db: Database) -> None:
             seen_at TEXT NOT NULL,
             PRIMARY KEY (style_id, path)
         )
-        """
-    )
-    db.execute("CREATE INDEX documents_by_style ON documents(style_id)")
+        """,
+    "CREATE INDEX documents_by_style ON documents(style_id)",
+)
+
+
+@migrations()
+def m001_create_tables(db: Database) -> None:
+    """Styles, their documents (text and token ids, compressed, in chunks), packed n-gram counts."""
+    for statement in _M001:
+        db.execute(statement)
 
 
 def apply(db: Database) -> None:
@@ -96,5 +92,10 @@ def apply(db: Database) -> None:
 
 
 def known_names() -> list[str]:
-    """Names of every migration this version knows, in order."""
-    return [m.name for m in migrations._migrations]
+    """Names of every migration this version knows, in order (all pending on a blank database)."""
+    return [m.name for m in migrations.pending(Database(memory=True))]
+
+
+def is_current(db: Database) -> bool:
+    """Whether `db` has every migration this version knows (read-only: writes nothing)."""
+    return not migrations.pending(db)

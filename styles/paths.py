@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import platformdirs
@@ -32,3 +33,9 @@ def models_dir() -> Path:
 def store_path() -> Path:
     """The SQLite style store."""
     return user_dir() / "styles.db"
+
+
+def slug(name: str) -> str:
+    """A style name as a safe file or folder name (e.g. for per-style output): letters, digits, '.', '_'
+    and '-', never starting or ending with one of those three (so never '..' or a hidden name)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-") or "style"

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-# counts[n] = (contexts int64 [M, n-1], tokens int64 [M], counts int64 [M])
-NGramCounts = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
-ORDERS = (1, 2, 3)
+from styles.errors import TokenizerMismatch
+from styles.ngrams import ORDERS, Counts, context_keys
+
+# The paper's unigram overlap compares a text with the style's this many most frequent unigrams.
+TOP_UNIGRAMS = 5000
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,6 @@ class PriorSettings:
             raise ValueError(f"weights must be three non-negative numbers with a positive sum, got {self.weights}")
         if self.fallback is not None and not 0 < self.fallback <= 1:
             raise ValueError(f"fallback must be in (0, 1], got {self.fallback}")
-
-
-def context_keys(contexts: np.ndarray, vocab_size: int) -> np.ndarray:
-    """Pack [M, n-1] context ids into one int64 key per row (base-V digits)."""
-    keys = np.zeros(contexts.shape[0], dtype=np.int64)
-    for j in range(contexts.shape[1]):
-        keys = keys * vocab_size + contexts[:, j].astype(np.int64)
-    return keys
 
 
 class _OrderTable:
@@ -96,7 +90,9 @@ class StylePrior:
     """A style's n-gram prior for one tokenizer, served from memory (no SQL per token)."""
 
     def __init__(self, tables: dict[int, _OrderTable], unigram_counts: np.ndarray, bigram_keys: np.ndarray, *,
-                 vocab_size: int, tokenizer_fingerprint: str, settings: PriorSettings, device: torch.device) -> None:
+                 vocab_size: int, tokenizer_fingerprint: str, settings: PriorSettings, device: torch.device,
+                 name: str = "") -> None:
+        self.name = name  # the style's, where known (it names the style in messages)
         self.tables = tables
         self.unigram_counts = unigram_counts
         self._bigram_keys = bigram_keys  # all seen bigrams (untruncated), packed a*V+b, sorted
@@ -107,11 +103,12 @@ class StylePrior:
         self.n_tokens = int(unigram_counts.sum())
         fallback = settings.fallback if settings.fallback is not None else 1.0 / vocab_size
         self._log_fallback = math.log(fallback)
-        self._weights = dict(zip(ORDERS, settings.weights))
+        self._weights = dict(zip(ORDERS, settings.weights, strict=True))
 
     @classmethod
-    def from_counts(cls, counts: NGramCounts, *, vocab_size: int, tokenizer_fingerprint: str,
-                    settings: PriorSettings | None = None, device: str | torch.device = "cpu") -> StylePrior:
+    def from_counts(cls, counts: Counts, *, vocab_size: int, tokenizer_fingerprint: str,
+                    settings: PriorSettings | None = None, device: str | torch.device = "cpu",
+                    name: str = "") -> StylePrior:
         """Build from raw n-gram counts (the store's `load_counts` format)."""
         settings = settings or PriorSettings()
         device = torch.device(device)
@@ -123,8 +120,9 @@ class StylePrior:
             ctx, tok, cnt = counts.get(n, empty)
             tok = np.asarray(tok, dtype=np.int64)
             if len(tok) and (tok.min() < 0 or tok.max() >= vocab_size):
-                raise ValueError(f"order-{n} counts hold token ids outside [0, {vocab_size}): "
-                                 "the style was made with another tokenizer")
+                raise TokenizerMismatch(f"order-{n} counts hold token ids outside [0, {vocab_size}): the style "
+                                        f"'{name or 'NAME'}' was built with another tokenizer; run "
+                                        f"`stylesteer styles rebuild {name or 'NAME'} --model MODEL`")
             ctx = np.asarray(ctx, dtype=np.int64).reshape(len(tok), n - 1)
             tables[n] = _OrderTable(ctx, tok, np.asarray(cnt), n=n, vocab_size=vocab_size, settings=settings)
         _ctx1, tok1, cnt1 = counts.get(1, empty)
@@ -134,7 +132,7 @@ class StylePrior:
         bigram_keys = np.unique(np.asarray(ctx2, np.int64).reshape(-1) * vocab_size + np.asarray(tok2, np.int64)) \
             if len(tok2) else np.zeros(0, np.int64)
         return cls(tables, unigram, bigram_keys, vocab_size=vocab_size, tokenizer_fingerprint=tokenizer_fingerprint,
-                   settings=settings, device=device)
+                   settings=settings, device=device, name=name)
 
     # -- context lookup ------------------------------------------------------------------------
     def _seen_rows(self, context: Sequence[int]) -> list[tuple[int, int]]:
@@ -211,7 +209,7 @@ class StylePrior:
             total += self._weights[n] / wsum * p
         return math.log(total)
 
-    def top_unigram_ids(self, k: int = 5000) -> set[int]:
+    def top_unigram_ids(self, k: int = TOP_UNIGRAMS) -> set[int]:
         """The k most frequent unigrams (ties by id), from the untruncated counts."""
         nz = np.flatnonzero(self.unigram_counts)
         order = nz[np.lexsort((nz, -self.unigram_counts[nz]))]

@@ -103,7 +103,9 @@ def find_files(paths: Iterable[Path | str], glob: str | None = None) -> Iterator
             yield from _file(path, st, seen_files)
 
 
-def _walk(folder: Path, glob: str | None, seen_files: set[Path], seen_dirs: set[Path]) -> Iterator[Candidate | Rejected]:
+def _walk(
+    folder: Path, glob: str | None, seen_files: set[Path], seen_dirs: set[Path]
+) -> Iterator[Candidate | Rejected]:
     try:
         real = folder.resolve(strict=True)
     except (OSError, RuntimeError):

@@ -10,63 +10,40 @@ import sqlite3
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zstandard
-from sqlite_utils import Database
 
 from styles import migrations
+from styles.errors import DocumentNotFound as DocumentNotFound
+from styles.errors import InvalidStyleFile as InvalidStyleFile
+from styles.errors import LibraryReadOnly as LibraryReadOnly
+from styles.errors import StyleError as StyleError
+from styles.errors import StyleExists as StyleExists
+from styles.errors import StyleNotFound as StyleNotFound
+from styles.errors import TokenizerMismatch as TokenizerMismatch
+from styles.ngrams import MAX_VOCAB, ORDERS, Counts, NgramCounter, Pairs, merge_pairs, unpack_ngram_keys
+from styles.opening import BUSY_TIMEOUT_MS, is_busy, open_library
 from styles.paths import store_path
 
 if TYPE_CHECKING:
     from styles.prior import StylePrior
 
-Counts = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
-Pairs = dict[int, tuple[np.ndarray, np.ndarray]]
-
-ORDERS = (1, 2, 3)
-# Packing a trigram into one int64 needs vocab_size**3 < 2**63.
-MAX_VOCAB = 2**21 - 1
 MAX_NAME = 100
 # Bounds applied when reading blobs, so that a hostile file cannot inflate without limit.
 MAX_CHUNK_CHARS = 64 * 1024 * 1024
 # An array read without a known length (none is, today) still cannot inflate past this.
 MAX_ARRAY_BYTES = 4 << 30
+# A writer that waits for another one's lock looks up this often (ms) to report and to honour a cancel.
+WAIT_STEP_MS = 200
 _FINGERPRINT = re.compile(r"^[0-9a-f]{8,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class StyleError(Exception):
-    """A problem with a style the user can act on; the message is one clear line."""
-
-
-class StyleNotFound(StyleError):
-    """No style of that name."""
-
-
-class StyleExists(StyleError):
-    """A style of that name already exists."""
-
-
-class DocumentNotFound(StyleError):
-    """No document in the style matches the path or SHA given."""
-
-
-class InvalidStyleFile(StyleError):
-    """A style file to import is damaged or not a style file."""
-
-
-class TokenizerMismatch(StyleError):
-    """The style was built with a different tokenizer."""
 
 
 # --------------------------------------------------------------------------- records
@@ -93,6 +70,17 @@ class StyleInfo:
         data["tokenizer"] = self.tokenizer_name
         data["ngrams"] = {str(n): self.ngrams.get(n, 0) for n in ORDERS}
         return data
+
+
+@dataclass(frozen=True)
+class StyleRecord:
+    """A style's row: what importing into it and building its prior need."""
+
+    id: int
+    name: str
+    tokenizer_name: str
+    tokenizer_fingerprint: str
+    vocab_size: int
 
 
 @dataclass(frozen=True)
@@ -272,20 +260,34 @@ def unpack_text(blob: bytes, *, max_chars: int = MAX_CHUNK_CHARS) -> str:
         raise InvalidStyleFile("damaged text data (not UTF-8)") from exc
 
 
-def unpack_ngram_keys(keys: np.ndarray, n: int, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Packed keys of order n -> (ctx [M, n-1], tok [M]), int64."""
-    v = np.int64(vocab_size)
-    tok = keys % v
-    rest = keys // v
-    cols = []
-    for _ in range(n - 1):
-        cols.append(rest % v)
-        rest = rest // v
-    ctx = np.stack(cols[::-1], axis=1) if cols else np.zeros((keys.size, 0), dtype=np.int64)
-    return np.ascontiguousarray(ctx, dtype=np.int64), tok
-
-
 # --------------------------------------------------------------------------- the store
+
+
+class DocumentWriter:
+    """One document being imported (see StyleStore.document): its chunks and running totals."""
+
+    def __init__(self, conn: sqlite3.Connection, doc_id: int) -> None:
+        self._conn = conn
+        self.id = doc_id
+        self.n_chunks = self.n_tokens = self.n_chars = self.stored_bytes = 0
+        self.discarded = False
+
+    def add_chunk(self, text: str, ids: np.ndarray) -> None:
+        """The next piece of the document: its text and token ids, compressed."""
+        text_blob, token_blob = pack_text(text), pack_array(ids)
+        self._conn.execute(
+            "INSERT INTO chunks (document_id, seq, n_chars, n_tokens, text, tokens) VALUES (?, ?, ?, ?, ?, ?)",
+            (self.id, self.n_chunks, len(text), int(ids.size), text_blob, token_blob),
+        )
+        self.n_chunks += 1
+        self.n_tokens += int(ids.size)
+        self.n_chars += len(text)
+        self.stored_bytes += len(text_blob) + len(token_blob)
+
+    def discard(self) -> None:
+        """Leave this document out after all (e.g. it turned out to hold no tokens)."""
+        self.discarded = True
+
 
 
 class StyleStore:
@@ -296,49 +298,58 @@ class StyleStore:
     """
 
     def __init__(self, path: Path | str | None = None) -> None:
+        """Open the library (created if new). A damaged one is set aside and a fresh one started
+        (`set_aside`, `notice`); an unwritable one opens read-only (`read_only`)."""
         self.path = Path(path) if path is not None else store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists() or self.path.stat().st_size == 0
-        try:
-            self.db = Database(self.path, execute_plugins=False)
-            if fresh:
-                # Only settable before the first table exists: lets deletes give space back.
-                self.db.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.execute("PRAGMA busy_timeout = 5000")
-            migrations.apply(self.db)
-        except sqlite3.DatabaseError as exc:
-            raise StyleError(f"cannot open the style library {self.path}: {exc}") from exc
+        opened = open_library(self.path)
+        self.db = opened.db
+        self._uri = opened.uri
+        self._read_only_reason = opened.read_only
+        self.read_only: bool = opened.read_only is not None
+        self.set_aside: Path | None = opened.set_aside
+        # One line for the user, when something happened on opening that they should know about.
+        self.notice: str | None = None
+        if opened.set_aside is not None:
+            self.notice = (
+                f"The style library {self.path} was damaged ({opened.damage}): it was kept as {opened.set_aside} "
+                f"and a new, empty library was started. To try to recover its styles: "
+                f"stylesteer styles import-file {opened.set_aside}"
+            )
+        elif self.read_only:
+            self.notice = self._read_only_message()
+
+    def _read_only_message(self) -> str:
+        return (f"the style library at {self.path} is read-only: {self._read_only_reason}; "
+                "styles can be listed and used, but not changed")
 
     # -- lifecycle
 
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> StyleStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[StyleStore]:
+    def transaction(self, *, waiting: Callable[[], None] | None = None) -> Iterator[StyleStore]:
         """One atomic change; nested calls become savepoints (sqlite-utils' atomic()).
 
-        The outermost one takes the write lock at once (BEGIN IMMEDIATE), so two
-        writers queue on busy_timeout instead of failing half way through.
+        The outermost one takes the write lock at once (BEGIN IMMEDIATE). While another
+        writer holds it: without `waiting`, this fails after a few seconds; with it, this
+        waits as long as it takes, calling `waiting()` several times a second (it may raise
+        to give up, e.g. on a cancel). A read-only library refuses with LibraryReadOnly.
         """
+        if self.read_only:
+            raise LibraryReadOnly(self._read_only_message())
         conn = self.conn
         if conn.in_transaction:
             with self.db.atomic():
                 yield self
             return
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StyleError(f"the style library is busy ({exc}); is another import running?") from exc
+        self._begin(waiting)
         try:
             yield self
         except BaseException:
@@ -348,24 +359,46 @@ class StyleStore:
         else:
             conn.execute("COMMIT")
 
+    def _begin(self, waiting: Callable[[], None] | None) -> None:
+        """BEGIN IMMEDIATE, retried while another writer holds the lock when `waiting` is given."""
+        conn = self.conn
+        if waiting is not None:
+            conn.execute(f"PRAGMA busy_timeout = {WAIT_STEP_MS}")
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if waiting is None or not is_busy(exc):
+                        raise StyleError(f"the style library is busy ({exc}); is another import running?") from exc
+                waiting()
+        finally:
+            if waiting is not None:
+                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
     @property
     def conn(self) -> sqlite3.Connection:
         return self.db.conn
 
     # -- reading
 
-    def _style_row(self, name: str) -> sqlite3.Row:
+    def find_style(self, name: str) -> StyleRecord | None:
+        """The style's record, or None when there is no style of that name."""
         row = self.conn.execute(
-            "SELECT id, name, tokenizer_name, tokenizer_fingerprint, vocab_size, created_at, updated_at "
-            "FROM styles WHERE name = ?",
+            "SELECT id, name, tokenizer_name, tokenizer_fingerprint, vocab_size FROM styles WHERE name = ?",
             (str(name).strip(),),
         ).fetchone()
-        if row is None:
+        return None if row is None else StyleRecord(int(row[0]), row[1], row[2], row[3], int(row[4]))
+
+    def _style_row(self, name: str) -> StyleRecord:
+        record = self.find_style(name)
+        if record is None:
             raise StyleNotFound(f"no style named '{name}' (see `stylesteer styles list`)")
-        return row
+        return record
 
     def style_id(self, name: str) -> int:
-        return int(self._style_row(name)[0])
+        return self._style_row(name).id
 
     def exists(self, name: str) -> bool:
         try:
@@ -412,7 +445,7 @@ class StyleStore:
 
     def get(self, name: str) -> StyleInfo:
         """One style's summary; StyleNotFound if there is none."""
-        canonical = self._style_row(name)[1]
+        canonical = self._style_row(name).name
         for info in self.list_styles():
             if info.name == canonical:
                 return info
@@ -507,12 +540,10 @@ class StyleStore:
         three blobs, no per-row SQL.
         """
         row = self._style_row(name)
-        sid, vocab = int(row[0]), int(row[4])
+        sid, vocab = row.id, row.vocab_size
         if documents is None:
             pairs = self.read_pairs(sid)
         else:
-            from styles.importer import NgramCounter
-
             wanted = sorted({int(d) for d in documents})
             known = set(self.document_ids(name))
             missing = [d for d in wanted if d not in known]
@@ -545,7 +576,8 @@ class StyleStore:
         info = self._style_row(name)
         counts = self.load_counts(name, documents)
         return StylePrior.from_counts(
-            counts, vocab_size=int(info[4]), tokenizer_fingerprint=info[3], settings=settings, device=device
+            counts, vocab_size=info.vocab_size, tokenizer_fingerprint=info.tokenizer_fingerprint, settings=settings,
+            device=device, name=info.name,
         )
 
     # -- changes
@@ -564,7 +596,7 @@ class StyleStore:
             )
         except sqlite3.IntegrityError as exc:
             raise StyleExists(f"a style named '{name}' already exists") from exc
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def touch(self, style_id: int) -> None:
         self.conn.execute("UPDATE styles SET updated_at = ? WHERE id = ?", (now(), style_id))
@@ -606,8 +638,6 @@ class StyleStore:
 
     def remove_document(self, name: str, path_or_sha: str) -> list[DocumentInfo]:
         """Remove documents by path or SHA; their n-grams are subtracted exactly."""
-        from styles.importer import NgramCounter, merge_pairs
-
         hits = self.find_documents(name, path_or_sha)
         if not hits:
             raise DocumentNotFound(f"style '{name}' has no document with path or SHA '{path_or_sha}'")
@@ -616,7 +646,7 @@ class StyleStore:
             raise StyleError(f"'{path_or_sha}' matches several documents ({shas}); give more of the SHA")
         with self.transaction():
             row = self._style_row(name)
-            sid, vocab = int(row[0]), int(row[4])
+            sid, vocab = row.id, row.vocab_size
             counter = NgramCounter(vocab)
             for doc in hits:
                 for ids in self.iter_document_token_chunks(doc.id):
@@ -635,15 +665,88 @@ class StyleStore:
         self._reclaim()
         return hits
 
-    def record_skipped(self, style_id: int, path: str, reason: str) -> None:
-        self.conn.execute(
+    def record_skipped(self, style_id: int, skipped: Iterable[tuple[str, str]]) -> None:
+        """Remember files an import could not use, (path, reason) each (inside a transaction)."""
+        self.conn.executemany(
             "INSERT INTO skipped_files (style_id, path, reason, seen_at) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (style_id, path) DO UPDATE SET reason = excluded.reason, seen_at = excluded.seen_at",
-            (style_id, path, reason, now()),
+            [(style_id, path, reason, now()) for path, reason in skipped],
         )
 
-    def clear_skipped(self, style_id: int, path: str) -> None:
-        self.conn.execute("DELETE FROM skipped_files WHERE style_id = ? AND path = ?", (style_id, path))
+    def clear_skipped(self, style_id: int, paths: Iterable[str]) -> None:
+        """Forget that these files were skipped (they are imported now)."""
+        self.conn.executemany(
+            "DELETE FROM skipped_files WHERE style_id = ? AND path = ?", [(style_id, path) for path in paths]
+        )
+
+    def document_paths_by_sha(self, style_id: int) -> dict[str, str]:
+        """{sha256: path} of a style's documents."""
+        rows = self.conn.execute("SELECT sha256, path FROM documents WHERE style_id = ?", (style_id,))
+        return {sha: path for sha, path in rows}
+
+    @contextlib.contextmanager
+    def document(
+        self, style_id: int, path: str, sha256: str, n_bytes: int, encoding: str, imported_at: str | None = None
+    ) -> Iterator[DocumentWriter]:
+        """A new document of a style, written chunk by chunk (inside a transaction).
+
+        It is kept when the block ends normally; an exception, or `discard()`, takes it
+        out again and leaves the rest of the transaction as it was.
+        """
+        conn = self.conn
+        conn.execute("SAVEPOINT document")
+        try:
+            cur = conn.execute(
+                "INSERT INTO documents (style_id, path, sha256, n_bytes, n_chars, n_tokens, encoding, stored_bytes, "
+                "imported_at) VALUES (?, ?, ?, ?, 0, 0, ?, 0, ?)",
+                (style_id, path, sha256, int(n_bytes), encoding, imported_at or now()),
+            )
+            doc = DocumentWriter(conn, int(cur.lastrowid or 0))
+            yield doc
+            if not doc.discarded:
+                conn.execute(
+                    "UPDATE documents SET n_tokens = ?, n_chars = ?, stored_bytes = ? WHERE id = ?",
+                    (doc.n_tokens, doc.n_chars, doc.stored_bytes, doc.id),
+                )
+        except BaseException:
+            with contextlib.suppress(sqlite3.OperationalError):  # the transaction may be gone already
+                conn.execute("ROLLBACK TO document")
+                conn.execute("RELEASE document")
+            raise
+        if doc.discarded:
+            conn.execute("ROLLBACK TO document")
+        conn.execute("RELEASE document")
+
+    def add_counts(self, style_id: int, pairs: Pairs) -> None:
+        """Add counted n-grams to a style's stored totals (inside a transaction)."""
+        self.write_pairs(style_id, merge_pairs(self.read_pairs(style_id), pairs))
+        self.touch(style_id)
+
+    def replace_chunk_tokens(self, doc_id: int, seq: int, ids: np.ndarray) -> int:
+        """New token ids for one stored chunk (a rebuild); returns their size on disk."""
+        blob = pack_array(ids)
+        self.conn.execute(
+            "UPDATE chunks SET tokens = ?, n_tokens = ? WHERE document_id = ? AND seq = ?",
+            (blob, int(ids.size), doc_id, seq),
+        )
+        return len(blob)
+
+    def set_document_tokens(self, doc_id: int, n_tokens: int, token_bytes: int) -> None:
+        """A rebuilt document's totals: its tokens, and its size on disk with `token_bytes` of token ids."""
+        text_bytes = self.conn.execute(
+            "SELECT COALESCE(SUM(length(text)), 0) FROM chunks WHERE document_id = ?", (doc_id,)
+        ).fetchone()[0]
+        self.conn.execute(
+            "UPDATE documents SET n_tokens = ?, stored_bytes = ? WHERE id = ?",
+            (n_tokens, token_bytes + int(text_bytes), doc_id),
+        )
+
+    def set_tokenizer(self, style_id: int, tokenizer_name: str, fingerprint: str, vocab_size: int) -> None:
+        """The tokenizer a style's token ids now belong to (a rebuild)."""
+        self.conn.execute(
+            "UPDATE styles SET tokenizer_name = ?, tokenizer_fingerprint = ?, vocab_size = ? WHERE id = ?",
+            (tokenizer_name, fingerprint, vocab_size, style_id),
+        )
 
     # -- exchange
 
@@ -659,24 +762,20 @@ class StyleStore:
         tmp = Path(tmp_name)
         try:
             tmp.unlink()
-            out = StyleStore(tmp)
-            out.close()
-            self.conn.execute("ATTACH DATABASE ? AS export", (str(tmp),))
+            StyleStore(tmp).close()  # the schema
+            # The library is read through a read-only attachment (it may be read-only itself).
+            out = sqlite3.connect(tmp.absolute().as_uri(), uri=True)
             try:
-                with self.transaction():
+                out.execute("ATTACH DATABASE ? AS src", (self._uri,))
+                with out:  # one transaction
                     for table, cols, where in _EXPORT_TABLES:
-                        self.conn.execute(
-                            f"INSERT INTO export.{table} ({cols}) SELECT {cols} FROM main.{table} WHERE {where}",
-                            (sid,),
-                        )
+                        out.execute(f"INSERT INTO main.{table} ({cols}) SELECT {cols} FROM src.{table} WHERE {where}",
+                                    (sid,))
+                out.execute("DETACH DATABASE src")
+                out.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+                out.execute("VACUUM")
             finally:
-                self.conn.execute("DETACH DATABASE export")
-            plain = sqlite3.connect(tmp)
-            try:
-                plain.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-                plain.execute("VACUUM")
-            finally:
-                plain.close()
+                out.close()
             os.replace(tmp, target)
         finally:
             for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
@@ -686,8 +785,6 @@ class StyleStore:
 
     def import_file(self, file: Path | str, name: str | None = None) -> str:
         """Add the style in an exported file (validated, never trusted); returns its name."""
-        from styles.importer import NgramCounter
-
         source = Path(file).expanduser()
         try:
             with source.open("rb") as fh:
@@ -704,39 +801,44 @@ class StyleStore:
                 style, docs = _validated_style(other, source)
                 new_name = check_name(name or style["name"])
                 with self.transaction():
-                    sid = self.create_style(
-                        new_name, style["tokenizer_name"], style["tokenizer_fingerprint"], style["vocab_size"]
-                    )
-                    counter = NgramCounter(style["vocab_size"])
-                    for doc in docs:
-                        cur = self.conn.execute(
-                            "INSERT INTO documents (style_id, path, sha256, n_bytes, n_chars, n_tokens, encoding, "
-                            "stored_bytes, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (sid, doc["path"], doc["sha256"], doc["n_bytes"], doc["n_chars"], doc["n_tokens"],
-                             doc["encoding"], doc["stored_bytes"], doc["imported_at"]),
-                        )
-                        new_id = int(cur.lastrowid)
-                        for seq, n_chars, n_tokens, text, tokens, ids in _validated_chunks(other, doc, style["vocab_size"]):
-                            self.conn.execute(
-                                "INSERT INTO chunks (document_id, seq, n_chars, n_tokens, text, tokens) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (new_id, seq, n_chars, n_tokens, text, tokens),
-                            )
-                            counter.feed(ids)
-                        counter.end_document()
-                    # The counts are recomputed from the token ids, never read from the file.
-                    self.write_pairs(sid, counter.pairs())
-                    for path, reason, seen_at in other.execute("SELECT path, reason, seen_at FROM skipped_files"):
-                        if isinstance(path, str) and isinstance(reason, str):
-                            self.conn.execute(
-                                "INSERT OR IGNORE INTO skipped_files (style_id, path, reason, seen_at) VALUES (?, ?, ?, ?)",
-                                (sid, path[:4096], reason[:1000], str(seen_at)[:64]),
-                            )
+                    self._add_validated_style(other, new_name, style, docs)
             except sqlite3.DatabaseError as exc:
                 raise InvalidStyleFile(f"{source} is damaged: {exc}") from exc
             finally:
                 other.close()
         return new_name
+
+    def _add_validated_style(
+        self, other: sqlite3.Connection, name: str, style: dict[str, Any], docs: list[dict[str, Any]]
+    ) -> None:
+        """Copy a checked style file's style into this library (inside a transaction)."""
+        sid = self.create_style(name, style["tokenizer_name"], style["tokenizer_fingerprint"], style["vocab_size"])
+        counter = NgramCounter(style["vocab_size"])
+        for doc in docs:
+            cur = self.conn.execute(
+                "INSERT INTO documents (style_id, path, sha256, n_bytes, n_chars, n_tokens, encoding, "
+                "stored_bytes, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (sid, doc["path"], doc["sha256"], doc["n_bytes"], doc["n_chars"], doc["n_tokens"],
+                 doc["encoding"], doc["stored_bytes"], doc["imported_at"]),
+            )
+            new_id = int(cur.lastrowid or 0)
+            for seq, n_chars, n_tokens, text, tokens, ids in _validated_chunks(other, doc, style["vocab_size"]):
+                self.conn.execute(
+                    "INSERT INTO chunks (document_id, seq, n_chars, n_tokens, text, tokens) VALUES (?, ?, ?, ?, ?, ?)",
+                    (new_id, seq, n_chars, n_tokens, text, tokens),
+                )
+                counter.feed(ids)
+            counter.end_document()
+        # The counts are recomputed from the token ids, never read from the file.
+        self.write_pairs(sid, counter.pairs())
+        skipped = [
+            (sid, path[:4096], reason[:1000], str(seen_at)[:64])
+            for path, reason, seen_at in other.execute("SELECT path, reason, seen_at FROM skipped_files")
+            if isinstance(path, str) and isinstance(reason, str)
+        ]
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO skipped_files (style_id, path, reason, seen_at) VALUES (?, ?, ?, ?)", skipped
+        )
 
 
 _EXPORT_TABLES = (
@@ -749,12 +851,14 @@ _EXPORT_TABLES = (
     (
         "chunks",
         "document_id, seq, n_chars, n_tokens, text, tokens",
-        "document_id IN (SELECT id FROM main.documents WHERE style_id = ?)",
+        "document_id IN (SELECT id FROM src.documents WHERE style_id = ?)",
     ),
     ("ngram_counts", "style_id, n, n_distinct, n_total, keys, counts", "style_id = ?"),
     ("skipped_files", "style_id, path, reason, seen_at", "style_id = ?"),
 )
 
+_DOCUMENT_FIELDS = ("id", "path", "sha256", "n_bytes", "n_chars", "n_tokens", "encoding", "stored_bytes",
+                    "imported_at")
 _EXPECTED_COLUMNS = {table: {c.strip() for c in cols.split(",")} for table, cols, _ in _EXPORT_TABLES}
 
 
@@ -819,15 +923,15 @@ def _validated_style(conn: sqlite3.Connection, source: Path) -> tuple[dict[str, 
         "FROM documents WHERE style_id = ? ORDER BY id",
         (sid,),
     ):
-        doc = dict(zip(("id", "path", "sha256", "n_bytes", "n_chars", "n_tokens", "encoding", "stored_bytes",
-                        "imported_at"), row))
+        doc = dict(zip(_DOCUMENT_FIELDS, row, strict=True))
         ints_ok = all(isinstance(doc[k], int) and doc[k] >= 0 for k in ("id", "n_bytes", "n_chars", "n_tokens",
                                                                         "stored_bytes"))
         strs_ok = all(isinstance(doc[k], str) for k in ("path", "sha256", "encoding", "imported_at"))
         if not (ints_ok and strs_ok and _SHA256.match(doc["sha256"])) or doc["sha256"] in seen_sha:
             raise InvalidStyleFile(f"{source} has a damaged document record")
         seen_sha.add(doc["sha256"])
-        doc["path"], doc["encoding"], doc["imported_at"] = doc["path"][:4096], doc["encoding"][:64], doc["imported_at"][:64]
+        doc["path"], doc["encoding"] = doc["path"][:4096], doc["encoding"][:64]
+        doc["imported_at"] = doc["imported_at"][:64]
         docs.append(doc)
     strays = conn.execute("SELECT COUNT(*) FROM documents WHERE style_id != ?", (sid,)).fetchone()[0]
     if strays:

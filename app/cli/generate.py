@@ -71,14 +71,14 @@ def load_model_for_cli(args: argparse.Namespace, quiet: bool = False) -> Any:
 
 def load_style_for_cli(name: str, lm: Any) -> Any:
     """The named style's prior for this model; a missing style or a tokenizer mismatch is a UserError."""
-    from engine.steering import StyleMismatchError, check_compatible
+    from engine.steering import check_compatible
     from styles.store import StyleError, StyleStore
 
     try:
         store = StyleStore()
         prior = store.load_prior(name, device=lm.device)
         check_compatible(prior, lm)
-    except (StyleError, StyleMismatchError) as exc:
+    except StyleError as exc:  # a tokenizer mismatch too
         raise UserError(str(exc)) from None
     return prior
 

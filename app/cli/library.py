@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.cli.common import UserError
+from app.units import format_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -94,12 +95,16 @@ def _model_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _store() -> Any:
+    """The library; what happened on opening it (set aside as damaged, read-only) is said once, on stderr."""
     from styles.store import StyleError, StyleStore
 
     try:
-        return StyleStore()
+        store = StyleStore()
     except StyleError as exc:
         raise UserError(str(exc)) from None
+    if store.notice:
+        print(f"stylesteer: {store.notice}", file=sys.stderr)
+    return store
 
 
 @contextmanager
@@ -127,15 +132,22 @@ def _load_tokenizer(spec: str | None) -> Any:
 
 
 class _Bar:
-    """The import progress callback as a tqdm bar on stderr (bytes, with files and tokens)."""
+    """The import progress callback as a tqdm bar on stderr (bytes, with files and tokens); with
+    `quiet` no bar, only the line saying it waits for another import."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False,
-                        dynamic_ncols=True, desc="importing")
+                        dynamic_ncols=True, desc="importing", disable=quiet)
+        self.said_waiting = False
 
     def __call__(self, p: Any) -> None:
+        if p.waiting:
+            if not self.said_waiting:
+                self.said_waiting = True
+                self.bar.write("waiting for another import…", file=sys.stderr)
+            return
         self.bar.total = p.bytes_total
         self.bar.n = p.bytes_done
         self.bar.set_postfix_str(f"{p.files_done}/{p.files_total} files, {p.tokens:,} tokens", refresh=False)
@@ -166,21 +178,14 @@ def _cancel_on_interrupt() -> Iterator[threading.Event]:
         signal.signal(signal.SIGINT, previous)
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
 def _print_report(report: Any, verb: str = "imported") -> None:
     out = sys.stdout
     if report.cancelled:
         print(f"Cancelled: nothing was {verb}; style '{report.style}' is unchanged.", file=out)
         return
     for doc in report.imported:
-        print(f"  {verb}  {doc.path}  ({doc.n_tokens:,} tokens, {_size(doc.n_bytes)}, {doc.encoding})", file=out)
+        size = format_bytes(doc.n_bytes)
+        print(f"  {verb}  {doc.path}  ({doc.n_tokens:,} tokens, {size}, {doc.encoding})", file=out)
     for dup in report.duplicates:
         print(f"  duplicate  {dup.path}: {dup.reason}", file=out)
     for skip in report.skipped:
@@ -200,14 +205,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     tokenizer = _load_tokenizer(args.model)
     store = _store()
-    bar = None if args.json else _Bar()
+    bar = _Bar(quiet=args.json)
     try:
         with _user_errors(), _cancel_on_interrupt() as cancel:
             report = import_paths(store, args.name, args.paths, tokenizer, glob=args.glob,
                                   progress=bar, cancel=cancel)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
         store.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -261,7 +265,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("NAME", "TOKENIZER", "DOCS", "TOKENS", "ON DISK")]
     for s in styles:
-        rows.append((s.name, _short_tokenizer(s), str(s.n_documents), f"{s.n_tokens:,}", _size(s.bytes_on_disk)))
+        size = format_bytes(s.bytes_on_disk)
+        rows.append((s.name, _short_tokenizer(s), str(s.n_documents), f"{s.n_tokens:,}", size))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
@@ -290,9 +295,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     print(f"Style:      {info.name}")
     print(f"Tokenizer:  {info.tokenizer_name} (fingerprint {info.tokenizer_fingerprint}, {info.vocab_size:,} tokens)")
-    print(f"Documents:  {info.n_documents} ({info.n_tokens:,} tokens, {_size(info.n_bytes)} of text)")
+    print(f"Documents:  {info.n_documents} ({info.n_tokens:,} tokens, {format_bytes(info.n_bytes)} of text)")
     print("N-grams:    " + ", ".join(f"{info.ngrams.get(n, 0):,} distinct {n}-grams" for n in (1, 2, 3)))
-    print(f"On disk:    {_size(info.bytes_on_disk)}")
+    print(f"On disk:    {format_bytes(info.bytes_on_disk)}")
     print(f"Updated:    {info.updated_at}")
     for d in docs:
         print(f"  {d.sha256[:12]}  {d.n_tokens:>10,} tokens  {d.path}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -48,10 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="draw the figures (PNG) of the sweep in DIR and exit")
     p.add_argument("--report", action="store_true", help="also write report.md (tables and figures)")
     p.set_defaults(func=run)
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "style"
 
 
 def _plot(sweep_dir: Path, report: bool) -> None:
@@ -116,17 +111,18 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    out_dir = args.out or Path("sweep-out") / _slug(args.style)
+    from styles.paths import slug
+
+    out_dir = args.out or Path("sweep-out") / slug(args.style)
 
     from app.cli.generate import load_model_for_cli
-    from engine.steering import StyleMismatchError
     from styles.store import StyleError, StyleStore
 
     lm = load_model_for_cli(args)
     try:
         with StyleStore() as store:
             steer, held = sweep.split_priors(store, args.style, lm, lm.device)
-    except (StyleError, StyleMismatchError, ValueError) as exc:
+    except (StyleError, ValueError) as exc:
         raise UserError(str(exc)) from None
     backend = sweep.EngineBackend(lm, steer, held, sweep.sampling_config(args.max_new_tokens, args.sample),
                                   budget_bits=args.budget)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.units import format_bytes
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,
@@ -145,15 +146,6 @@ class Backend(Protocol):
              cancel: threading.Event) -> Any: ...
     def sweep(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
               cancel: threading.Event) -> str: ...
-
-
-def format_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:

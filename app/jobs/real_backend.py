@@ -83,7 +83,6 @@ class RealBackend:
         self.lm = lm
         # The model's modules are long-lived: keep them out of full GC passes (see preload_engine).
         gc.freeze()
-        _share_fingerprint(lm)
         self._processor = None
         dtype = str(lm.dtype).replace("torch.", "")
         self._info = ModelInfo(name=lm.name, source=str(lm.source), device=str(lm.device), dtype=dtype,
@@ -118,7 +117,7 @@ class RealBackend:
 
         try:
             rep = importer.import_paths(store, style, list(paths), lm.tokenizer, progress=on_progress,
-                                        cancel=cancel)
+                                        cancel=cancel, fingerprint=lm.fingerprint)
         except StyleError as exc:
             raise UserFacingError(str(exc)) from exc
         if rep.cancelled:
@@ -146,7 +145,8 @@ class RealBackend:
             progress(int(p.bytes_done), max(1, int(p.bytes_total)), Path(p.current_path).name)
 
         try:
-            rep = importer.rebuild(self._need_store(), style, lm.tokenizer, progress=on_progress, cancel=cancel)
+            rep = importer.rebuild(self._need_store(), style, lm.tokenizer, progress=on_progress, cancel=cancel,
+                                   fingerprint=lm.fingerprint)
         except StyleError as exc:
             raise UserFacingError(str(exc)) from exc
         if rep.cancelled:
@@ -213,7 +213,7 @@ class RealBackend:
 
     def prior(self, style: str) -> Any:
         """The style's prior for the loaded model, built once and cached."""
-        from engine.steering import StyleMismatchError, check_compatible
+        from styles.errors import check_tokenizer
         from styles.store import StyleError
 
         lm = self._need_model("steer")
@@ -224,18 +224,12 @@ class RealBackend:
             raise UserFacingError(str(exc)) from exc
         key = (info.name, lm.fingerprint, info.updated_at)
         if key not in self._priors:
-            if info.tokenizer_fingerprint != lm.fingerprint:
-                raise UserFacingError(
-                    f"The style “{style}” was built with another model's tokenizer "
-                    f"({_short_tokenizer(info.tokenizer_name)}); select it and press Rebuild to use it with "
-                    f"{lm.name}.")
-            self._forget(info.name)
-            prior = store.load_prior(info.name, device=str(lm.device))
             try:
-                check_compatible(prior, lm)
-            except StyleMismatchError as exc:
+                check_tokenizer(info.name, info.tokenizer_fingerprint, lm.fingerprint, model=lm.name)
+            except StyleError as exc:
                 raise UserFacingError(str(exc)) from exc
-            self._priors[key] = prior
+            self._forget(info.name)
+            self._priors[key] = store.load_prior(info.name, device=str(lm.device))
         return self._priors[key]
 
     # --- generation -------------------------------------------------------------------------
@@ -313,17 +307,6 @@ def _sweep_summary(outcome: Any, out_dir: Path, plots: list[Path]) -> str:
     state = "Cancelled; the rows done so far are kept" if outcome.cancelled else "Finished"
     return (f"{state}: {outcome.done} rows decoded, {outcome.skipped} already there, of {outcome.total}, "
             f"in {outcome.seconds:.0f} s. Results, {len(plots)} figure(s) and report.md are in {out_dir}.")
-
-
-def _share_fingerprint(lm: Any) -> None:
-    """Hand the importer the tokenizer fingerprint the model load already computed.
-
-    Computing it lists the whole vocabulary in one C call that holds the GIL for ~15-25 ms,
-    then hashes it; seeding the importer's cache saves the first import from doing it again.
-    """
-    from styles.importer import remember_fingerprint
-
-    remember_fingerprint(lm.tokenizer, lm.fingerprint)
 
 
 def _run_sweep(backend_self: RealBackend, style: str, params: dict[str, Any], progress: ProgressFn,

@@ -12,7 +12,7 @@ import torch
 from engine.decode import PromptError, TextTracker, compare_stream, generate_batch, stream
 from engine.steering import StyleSteeringProcessor
 from engine.types import SamplingConfig
-from styles.importer import count_ngrams
+from styles.ngrams import count_ngrams
 from styles.prior import StylePrior
 
 pytestmark = pytest.mark.model

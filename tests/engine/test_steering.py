@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from engine.steering import (
-    StyleMismatchError,
     StyleSteeringProcessor,
     check_compatible,
     js_bits_from_logits,
 )
+from styles.errors import TokenizerMismatch
 from styles.prior import StylePrior
 from tests.styles.test_prior import counts_from_docs
 
@@ -147,7 +147,7 @@ def test_check_compatible():
         fingerprint = "other"
         name = "m"
 
-    with pytest.raises(StyleMismatchError, match="another tokenizer"):
+    with pytest.raises(TokenizerMismatch, match="another tokenizer"):
         check_compatible(FixedPrior(DELTA, MIX), LM())
 
 

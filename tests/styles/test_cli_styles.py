@@ -14,7 +14,7 @@ from tests.styles.tiny_tokenizer import TinyTokenizer
 @pytest.fixture(autouse=True)
 def tiny_model(monkeypatch):
     """The CLI loads only a tokenizer; here a tiny one instead of a model's."""
-    monkeypatch.setattr(library, "_load_tokenizer", lambda spec: TinyTokenizer())
+    monkeypatch.setattr(library, "_load_tokenizer", lambda _spec: TinyTokenizer())
 
 
 def run(capsys, *argv):
@@ -78,9 +78,9 @@ def test_rename_delete_remove_doc(capsys, texts, monkeypatch):
     assert code == 0 and "Removed" in out
     _, out, _ = run(capsys, "show", "yours", "--json")
     assert json.loads(out)["n_documents"] == 2
-    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    monkeypatch.setattr("builtins.input", lambda _prompt: "n")
     assert run(capsys, "delete", "yours")[0] == 1
-    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    monkeypatch.setattr("builtins.input", lambda _prompt: "y")
     assert run(capsys, "delete", "yours")[0] == 0
     _, out, _ = run(capsys, "list", "--json")
     assert json.loads(out) == []
@@ -101,7 +101,7 @@ def test_export_and_import_file(capsys, texts, tmp_path):
 
 def test_rebuild(capsys, texts, monkeypatch):
     run(capsys, "import", "mine", str(texts))
-    monkeypatch.setattr(library, "_load_tokenizer", lambda spec: TinyTokenizer(name="other", offset=3))
+    monkeypatch.setattr(library, "_load_tokenizer", lambda _spec: TinyTokenizer(name="other", offset=3))
     code, _, err = run(capsys, "import", "mine", str(texts / "a.txt"))
     assert code == 2 and "rebuild" in err
     code, out, _ = run(capsys, "rebuild", "mine", "--model", "whatever")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from styles import importer
-from styles.importer import NgramCounter, count_ngrams, merge_pairs, reduce_pairs
-from styles.store import pack_array, pack_keys, unpack_array, unpack_keys, unpack_ngram_keys
+from styles import ngrams
+from styles.ngrams import NgramCounter, count_ngrams, merge_pairs, reduce_pairs, unpack_ngram_keys
+from styles.store import pack_array, pack_keys, unpack_array, unpack_keys
 
 
 def as_dict(counts, n):
     ctx, tok, cnt = counts[n]
-    return {tuple(c) + (t,): k for c, t, k in zip(ctx.tolist(), tok.tolist(), cnt.tolist())}
+    return {(*c, t): k for c, t, k in zip(ctx.tolist(), tok.tolist(), cnt.tolist(), strict=True)}
 
 
 def test_counts_by_hand():
@@ -59,10 +59,10 @@ def test_compaction_gives_the_same_counts(monkeypatch):
     rng = np.random.default_rng(1)
     docs = [rng.integers(0, 11, size=int(s)) for s in rng.integers(0, 300, size=40)]
     expected = count_ngrams(docs, vocab_size=11)
-    monkeypatch.setattr(importer, "COMPACT_AT", 50)
+    monkeypatch.setattr(ngrams, "COMPACT_AT", 50)
     got = count_ngrams(docs, vocab_size=11)
     for n in (1, 2, 3):
-        for a, b in zip(expected[n], got[n]):
+        for a, b in zip(expected[n], got[n], strict=True):
             np.testing.assert_array_equal(a, b)
     assert sum(len(d) for d in docs) == int(got[1][2].sum())
 

@@ -193,7 +193,7 @@ def test_killed_import_leaves_the_store_intact(tmp_path, tiny, texts):
         assert snapshot(store) == before
         after = store.load_counts("s")
         for n in (1, 2, 3):
-            for a, b in zip(counts_before[n], after[n]):
+            for a, b in zip(counts_before[n], after[n], strict=True):
                 np.testing.assert_array_equal(a, b)
     finally:
         store.close()

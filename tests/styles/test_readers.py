@@ -189,7 +189,7 @@ def test_streamed_file_with_late_bad_bytes_is_undecodable(tmp_path, monkeypatch)
     path.write_bytes(b"plain ascii line\n" * 200_000 + b"\x00\x00\x81\x8d\x8f\x90\x9d" * 10)
     monkeypatch.setattr(readers, "STREAM_THRESHOLD", 1 << 16)
     monkeypatch.setattr(readers, "READ_CHUNK", 1 << 16)
-    with pytest.raises(ReadError, match="undecodable|binary"):
+    with pytest.raises(ReadError, match=r"undecodable|binary"):
         open_source(Candidate(path, path.stat().st_size))
 
 
