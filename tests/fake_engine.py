@@ -45,7 +45,8 @@ class FakeOptions:
     load_delay_s: float = 0.05
     file_delay_s: float = 0.005
     vocab_size: int = 1000
-    context_window: int = 2048  # the fake tokenizer has one token per word (and per space run)
+    context_window: int = 2048
+    library_notice: str | None = None  # what opening the library has to say (set aside, read-only)  # the fake tokenizer has one token per word (and per space run)
     fail_generate: bool = False
     calls: list[str] = field(default_factory=list)
 
@@ -155,8 +156,9 @@ class FakeBackend:
         self.thread_ids.add(threading.get_ident())
         self.options.calls.append(what)
 
-    def open(self) -> None:
+    def open(self) -> str | None:
         self._touch("open")
+        return self.options.library_notice
 
     def close(self) -> None:
         self._touch("close")

@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self.interactive = interactive  # False in tests: no modal dialogs, messages recorded instead
         self.settings = settings or Settings()
         self.errors: list[str] = []
+        self._open_boxes: set[str] = set()  # messages shown in a dialog that is still open
         if backend is None:
             from app.jobs.real_backend import RealBackend
 
@@ -88,6 +89,7 @@ class MainWindow(QMainWindow):
         self.worker.unhandledError.connect(self.show_job_error)
         self.worker.notice.connect(lambda line: self.statusBar().showMessage(line, 8000))
         self.worker.modelLoaded.connect(self._on_model_loaded)
+        self.worker.libraryNotice.connect(lambda text: self.show_error(text, title="Style library"))
 
         self.setWindowTitle("StyleSteer")
         self.setWindowIcon(resources.app_icon())
@@ -342,7 +344,11 @@ class MainWindow(QMainWindow):
         self.errorShown.emit(message)
         if not self.interactive:
             return
+        if message in self._open_boxes:
+            return  # the same message is on screen already: never a stack of identical dialogs
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
+        self._open_boxes.add(message)
+        box.finished.connect(lambda _r: self._open_boxes.discard(message))
         if details:
             box.setDetailedText(details)
         box.open()

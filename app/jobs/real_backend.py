@@ -33,13 +33,16 @@ class RealBackend:
         self._processor: Any = None
 
     # --- life cycle -------------------------------------------------------------------
-    def open(self) -> None:
+    def open(self) -> str | None:
+        """Open the style library; returns what the user must hear about it once (set aside as
+        damaged, or read-only), else None."""
         from styles.store import StyleError, StyleStore
 
         try:
             self.store = StyleStore(self._store_path)
         except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
+            raise UserFacingError(_capital(str(exc))) from exc
+        return _capital(self.store.notice) if self.store.notice else None
 
     def close(self) -> None:
         if self.store is not None:

@@ -156,6 +156,7 @@ class Worker(QObject):
     unhandledError = Signal(object)  # JobError
     notice = Signal(str)  # one-line notices from the engine (e.g. falling back to the demo model)
     modelLoaded = Signal(object)  # ModelInfo
+    libraryNotice = Signal(str)  # said once: the style library was set aside as damaged, or is read-only
     stylesChanged = Signal(object)  # list[StyleInfo]
     _submit = Signal(object)
 
@@ -181,7 +182,8 @@ class Worker(QObject):
         self._thread.start()
         self._closed = False
         self.model: ModelInfo | None = None
-        self.submit("open", lambda ctx: ctx.backend.open())
+        self.submit("open", lambda ctx: ctx.backend.open(),
+                    on_done=lambda notice: self.libraryNotice.emit(notice) if notice else None)
 
     # --- job plumbing ------------------------------------------------------------
     def submit(self, kind: str, fn: Callable[[JobContext], Any], *,

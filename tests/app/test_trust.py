@@ -252,3 +252,69 @@ def test_a_new_stage_of_model_loading_is_never_throttled_away(qtbot, fake_backen
     ctx.progress(10, 100, "converting (long)", stage=True)  # right after: still shown
     ctx.progress(11, 100, "tick")  # plain progress within the throttle window: dropped
     assert seen == ["resolving", "converting (long)"]
+
+
+def test_a_library_notice_is_said_once(qtbot, fake_backend) -> None:
+    fake_backend.options.library_notice = "The style library was damaged: it was kept as X."
+    win = _window(qtbot, fake_backend)
+    qtbot.waitUntil(lambda: "The style library was damaged: it was kept as X." in win.errors, timeout=5000)
+    win.styles.refresh()
+    qtbot.wait(200)
+    assert win.errors.count("The style library was damaged: it was kept as X.") == 1
+    win.close()
+
+
+def test_the_same_error_never_stacks_dialogs(qtbot, fake_backend) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    win = MainWindow(fake_backend, interactive=True, autoload=False)
+    qtbot.addWidget(win)
+    for _ in range(3):
+        win.show_error("The style library cannot be read.")
+    win.show_error("Something else.")
+    boxes = [b for b in win.findChildren(QMessageBox) if b.isVisible()]
+    assert sorted(b.text() for b in boxes) == ["Something else.", "The style library cannot be read."]
+    for b in boxes:
+        b.close()
+    win.show_error("The style library cannot be read.")  # closed: shown again
+    assert any(b.isVisible() and b.text().startswith("The style library") for b in win.findChildren(QMessageBox))
+    win.interactive = False  # closing asks nothing
+    win.close()
+
+
+@pytest.mark.model
+def test_a_damaged_library_is_set_aside_and_the_app_still_generates(qtbot, tmp_path: Path, monkeypatch) -> None:
+    from app.jobs.real_backend import RealBackend
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("STYLESTEER_HOME", str(home))
+    damaged = os.urandom(64 * 1024)
+    (home / "styles.db").write_bytes(damaged)
+    win = MainWindow(RealBackend(), interactive=False, model="demo")
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.worker.model is not None, timeout=120000)
+    qtbot.waitUntil(lambda: any("damaged" in e for e in win.errors), timeout=10000)
+    notice = next(e for e in win.errors if "damaged" in e)
+    kept = [p for p in home.iterdir() if p.name.startswith("styles.db.damaged-")]
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged  # the original bytes, untouched
+    assert str(kept[0]) in notice and "import-file" in notice
+    assert len([e for e in win.errors if "damaged" in e]) == 1  # said once
+    win.editor.setFocus()
+    qtbot.keyClicks(win.editor, "It was a dark night")
+    win.controls.max_tokens.setValue(4)
+    with qtbot.waitSignal(win.generationFinished, timeout=60000):
+        win.generate()
+    assert win.editor.ghost_text()
+    win.close()
+
+
+def test_an_import_waiting_for_another_says_so(qtbot, window: MainWindow) -> None:
+    panel = window.styles
+    panel._set_running(True, "Importing…")
+    panel._on_progress(0, 0, "waiting for another import…")
+    assert panel.eta.text() == "waiting for another import…"
+    assert panel.progress.maximum() == 0  # busy, no percentage
+    panel._on_progress(50, 200, "a.txt · 1 of 2 files · 120 tokens")
+    assert panel.progress.format() == "%p%" and panel.eta.text().startswith("a.txt · 1 of 2 files")
+    panel._set_running(False)
