@@ -44,7 +44,7 @@ def _timed(fn: Callable[[], int]) -> tuple[float, float]:
 
 
 def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats: int = 3,
-                     log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                     log: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
     """Interleaved repeats of each variant; medians of tokens/s and the ratios the targets name."""
     plain = SamplingConfig(max_new_tokens=tokens, greedy=True, repetition_penalty=1.0, diagnostics=False,
                            n_alternatives=0, stop_at_eos=False)

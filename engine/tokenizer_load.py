@@ -32,6 +32,7 @@ _MAX_TRIES = 8
 _DECODE_BYTES = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+_scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009 - missing from the type stubs
 _BPE_OPTIONS = frozenset({"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
                           "fuse_unk", "byte_fallback", "ignore_merges"})
 
@@ -96,7 +97,8 @@ def _load(folder: Path) -> StepwiseTokenizer | None:
     # next free ids otherwise, which depend on the full vocabulary: only the first kind here.
     if not all(isinstance(t, dict) and t.get("content") in vocab for t in added):
         return None
-    pairs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+    pairs: list[tuple[str, str]] = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)  # type: ignore[misc]
+                                    for m in merges]
     if not all(len(p) == 2 for p in pairs):
         return None
 
@@ -159,7 +161,8 @@ def parse_json_stepwise(text: str) -> Any:
 
 
 def _skip(text: str, i: int) -> int:
-    return _WS.match(text, i).end()
+    match = _WS.match(text, i)  # the pattern matches the empty string: never None
+    return match.end() if match is not None else i
 
 
 def _parse_value(text: str, i: int, members_depth: int) -> tuple[Any, int]:
@@ -179,7 +182,7 @@ def _parse_members(text: str, i: int, members_depth: int) -> tuple[dict, int]:
     while True:
         if not text.startswith('"', i):
             raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
-        key, i = json.decoder.scanstring(text, i + 1)
+        key, i = _scanstring(text, i + 1)
         i = _skip(text, i)
         if not text.startswith(":", i):
             raise json.JSONDecodeError("Expecting ':' delimiter", text, i)

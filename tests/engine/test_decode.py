@@ -147,7 +147,7 @@ def test_generate_batch_matches_single_streams(demo_lm, sherlock_prior):
     prompts = [PROMPT, "Listen carefully, because I won't repeat this again,"]
     lams = [0.0, 0.3]
     rows = generate_batch(demo_lm, prompts, lams, mode="dense", prior=sherlock_prior, sampling=greedy(10))
-    for p, lam, row in zip(prompts, lams, rows):
+    for p, lam, row in zip(prompts, lams, rows, strict=True):
         gen = stream(demo_lm, p, greedy(10), StyleSteeringProcessor(sherlock_prior, lam=lam, mode="dense"))
         list(gen)
         assert row.token_ids == gen.token_ids

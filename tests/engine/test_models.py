@@ -26,9 +26,9 @@ def test_missing_demo_package_is_a_clear_error(monkeypatch):
 
 
 def test_default_falls_back_to_demo_when_offline(monkeypatch):
-    monkeypatch.setattr(models, "_hub_cached", lambda repo: False)
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=2.0: False)
-    monkeypatch.setattr(models, "_convert_demo", lambda stage, notify: "/cache/demo")
+    monkeypatch.setattr(models, "_hub_cached", lambda _repo: False)
+    monkeypatch.setattr(models, "_hub_reachable", lambda _timeout=2.0: False)
+    monkeypatch.setattr(models, "_convert_demo", lambda _stage, _notify: "/cache/demo")
     lines = []
     name, source, gguf = models._resolve(None, models._Stages(None, None), lines.append)
     assert source == "/cache/demo" and gguf is None and "demo" in name
@@ -36,8 +36,8 @@ def test_default_falls_back_to_demo_when_offline(monkeypatch):
 
 
 def test_other_hub_id_offline_is_an_error(monkeypatch):
-    monkeypatch.setattr(models, "_hub_cached", lambda repo: False)
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(models, "_hub_cached", lambda _repo: False)
+    monkeypatch.setattr(models, "_hub_reachable", lambda _timeout=2.0: False)
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
         models._resolve("someone/some-model", models._Stages(None, None), print)
 
