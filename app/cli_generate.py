@@ -17,6 +17,7 @@ from engine.types import (
     DEFAULT_MODE,
     METRIC_NAMES,
     MODES,
+    QUANTIZE_CHOICES,
     SamplingConfig,
 )
 
@@ -53,7 +54,7 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="hub id, model folder, .gguf file, or 'demo' (default: TinyLlama, else the demo model)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--quantize", choices=("8bit", "4bit"), default=None, help="bitsandbytes quantization (CUDA)")
+    p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None, help="bitsandbytes quantization (CUDA)")
 
 
 def load_model_for_cli(args: argparse.Namespace, quiet: bool = False) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli import UserError
-from engine.types import MODES
+from engine.types import DEFAULT_BUDGET_BITS, MODES
 
 DEFAULT_BATCH = 40  # rows decoded together; measured fastest per row on a 2-core CPU with the demo model
 
@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per continuation (default 256)")
     p.add_argument("--sample", action="store_true",
                    help="the paper's sampling check (top-p 0.9, temperature 1.0) instead of greedy decoding")
-    p.add_argument("--budget", type=float, default=0.05, metavar="TAU",
-                   help="budget mode: largest JS per token, in bits (default 0.05)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU",
+                   help=f"budget mode: largest JS per token, in bits (default {DEFAULT_BUDGET_BITS})")
     p.add_argument("--prompt-baseline", default=None, metavar="TEXT",
                    help="also measure the prompt-only baseline: TEXT prepended to each prompt, lambda 0 "
                    "(e.g. 'Write in the style of Arthur Conan Doyle:')")
