@@ -71,8 +71,7 @@ class _Prebuilt:
 
 
 def _load(folder: Path) -> StepwiseTokenizer | None:
-    from tokenizers import AddedToken, Tokenizer
-    from tokenizers.models import BPE
+    from tokenizers import AddedToken
     from transformers import AutoTokenizer
     from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
@@ -102,6 +101,29 @@ def _load(folder: Path) -> StepwiseTokenizer | None:
     if not all(len(p) == 2 for p in pairs):
         return None
 
+    backend = _bpe_backend(spec, model, vocab, pairs, options, added)
+    if backend is None:
+        return None
+    kwargs: dict[str, Any] = {"tokenizer_object": _Prebuilt(backend)}
+    legacy = (folder / "special_tokens_map.json").is_file() or (folder / "added_tokens.json").is_file()
+    if "added_tokens_decoder" not in config and not legacy:
+        # What transformers would otherwise take from tokenizer.json after json.load-ing it
+        # whole (its legacy path, for a tokenizer_config.json without added_tokens_decoder).
+        kwargs["added_tokens_decoder"] = {
+            int(t["id"]): AddedToken(**{k: v for k, v in t.items() if k != "id"}) for t in added}
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+    if type(tokenizer) is not TokenizersBackend or tokenizer.backend_tokenizer is not backend:
+        return None
+
+    return StepwiseTokenizer(tokenizer, _fingerprint(tokenizer, backend, vocab))
+
+
+def _bpe_backend(spec: dict[str, Any], model: dict[str, Any], vocab: dict[str, int], pairs: list[tuple[str, str]],
+                 options: dict[str, Any], added: list[dict[str, Any]]) -> Any:
+    """The Rust tokenizer of tokenizer.json with its BPE model built from `vocab` and `pairs`; None if unsure."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import BPE
+
     # Everything but the vocabulary and merges, parsed by the tokenizers library itself: its
     # model holds just the added tokens (so they get their real ids) and the unknown token.
     small_vocab = {t["content"]: vocab[t["content"]] for t in added}
@@ -115,26 +137,16 @@ def _load(folder: Path) -> StepwiseTokenizer | None:
     if json.loads(BPE(dict(small_vocab), [], **options).__getstate__()) != json.loads(backend.model.__getstate__()):
         return None
     backend.model = BPE(vocab, pairs, **options)
+    return backend
 
-    kwargs: dict[str, Any] = {"tokenizer_object": _Prebuilt(backend)}
-    legacy = (folder / "special_tokens_map.json").is_file() or (folder / "added_tokens.json").is_file()
-    if "added_tokens_decoder" not in config and not legacy:
-        # What transformers would otherwise take from tokenizer.json after json.load-ing it
-        # whole (its legacy path, for a tokenizer_config.json without added_tokens_decoder).
-        kwargs["added_tokens_decoder"] = {
-            int(t["id"]): AddedToken(**{k: v for k, v in t.items() if k != "id"}) for t in added}
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-    if type(tokenizer) is not TokenizersBackend or tokenizer.backend_tokenizer is not backend:
-        return None
 
-    # The fingerprint hashes get_vocab(): the model's vocabulary with the added tokens over it.
+def _fingerprint(tokenizer: Any, backend: Any, vocab: dict[str, int]) -> str:
+    """The fingerprint hashes get_vocab(): the model's vocabulary with the added tokens over it."""
     full = dict(vocab)
     full.update({str(t.content): int(i) for i, t in backend.get_added_tokens_decoder().items()})
     if len(full) == backend.get_vocab_size(with_added_tokens=True):
-        fingerprint = vocab_fingerprint(full)
-    else:  # not expected; the slow way is always right
-        fingerprint = tokenizer_fingerprint(tokenizer)
-    return StepwiseTokenizer(tokenizer, fingerprint)
+        return vocab_fingerprint(full)
+    return tokenizer_fingerprint(tokenizer)  # not expected; the slow way is always right
 
 
 # -- reading JSON in pieces -----------------------------------------------------------------------

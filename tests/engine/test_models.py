@@ -105,3 +105,15 @@ def test_tinyllama_config_has_1_1b_parameters():
     n = sum(p.numel() for p in model.parameters())
     assert 1.09e9 < n < 1.11e9
     assert cfg.num_hidden_layers == 22 and cfg.num_key_value_heads == 4
+
+
+def test_default_model_is_read_when_asked(monkeypatch):
+    monkeypatch.delenv("STYLESTEER_DEFAULT_MODEL", raising=False)
+    assert models.default_model() == models.TINYLLAMA
+    monkeypatch.setenv("STYLESTEER_DEFAULT_MODEL", "demo")
+    assert models.default_model() == "demo"
+
+
+def test_quantize_choice_validated():
+    with pytest.raises(ModelLoadError, match="8bit or 4bit"):
+        models._quantization_config("2bit", torch.device("cpu"), torch.float32)

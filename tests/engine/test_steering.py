@@ -223,3 +223,41 @@ def test_js_bits_bounds():
     assert float(js_bits_from_logits(a, a)[0]) == pytest.approx(0.0, abs=1e-7)
     far = torch.tensor([[100.0, -100.0]])
     assert float(js_bits_from_logits(far, -far)[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampler_chain_order_and_greedy():
+    from transformers import (
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    from engine.decode import sampler_chain
+    from engine.types import SamplingConfig
+
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5)
+    sampled = sampler_chain(SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, repetition_penalty=1.15), proc)
+    assert [type(p) for p in sampled] == [StyleSteeringProcessor, RepetitionPenaltyLogitsProcessor,
+                                          TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper]
+    assert sampled[0] is proc
+    greedy = sampler_chain(SamplingConfig(greedy=True, repetition_penalty=1.0))
+    assert len(greedy) == 0
+    plain = sampler_chain(SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0))
+    assert len(plain) == 0
+    # the chain steers first: hand-computed dense term, then temperature 0.5 doubles it
+    chain = sampler_chain(SamplingConfig(temperature=0.5, top_k=0, top_p=1.0, repetition_penalty=1.0),
+                          StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=1.0, mode="dense"))
+    assert torch.allclose(chain(IDS, SCORES), (SCORES + torch.tensor([MIX])) / 0.5)
+
+
+def test_row_generators_seeded_and_unseeded():
+    from engine.decode import _row_generators
+
+    state = torch.get_rng_state()
+    a, b, c = _row_generators([7, 7, None], torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), state)
+    draws = [torch.rand(3, generator=g) for g in (a, b)]
+    assert torch.equal(draws[0], draws[1])
+    assert torch.equal(draws[0], torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    assert c.device.type == "cpu"  # seeded from fresh entropy, not from torch's global generator
