@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     for name, v in result["ratios"].items():
         mark = "ok " if v >= TARGETS[name] else "LOW"
         print(f"  {mark} {name:<30}{v:6.3f} | {result['cpu_ratios'][name]:6.3f}  (>= {TARGETS[name]})")
+    costs = result["overhead_ms_per_step"]
+    print(f"ms per step, measured step by step in this run (forward {costs['forward']:.2f} ms):")
+    for name in ("prior", "sampling", "diagnostics"):
+        print(f"  {name:<22}{costs[name]:8.3f} ms  ({costs[name] / costs['forward']:.1%} of the forward)")
     if "styles" in result:
         print("style library:")
         for name, v in result["styles"].items():
