@@ -6,15 +6,28 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
+from transformers import DynamicCache
 
-from engine.decode import compare_stream, stream
+from engine.decode import (
+    TextTracker,
+    _AltText,
+    _cache_keyword,
+    _choose,
+    _record,
+    _row_generators,
+    _SideState,
+    _Step,
+    compare_stream,
+    sampler_chain,
+    stream,
+)
 from engine.models import LoadedModel
 from engine.steering import StyleSteeringProcessor
-from engine.types import SamplingConfig
+from engine.types import Mode, SamplingConfig
 
 BENCH_PROMPT = "The evening air carried a quiet sense of anticipation"
 BENCH_STYLE_FILE = "sherlock_holmes.txt"
@@ -44,7 +57,7 @@ def _timed(fn: Callable[[], int]) -> tuple[float, float]:
 
 
 def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats: int = 3,
-                     log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                     log: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
     """Interleaved repeats of each variant; medians of tokens/s and the ratios the targets name."""
     plain = SamplingConfig(max_new_tokens=tokens, greedy=True, repetition_penalty=1.0, diagnostics=False,
                            n_alternatives=0, stop_at_eos=False)
@@ -97,6 +110,7 @@ def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats:
     tps = {k: statistics.median(v) for k, v in samples.items()}
     cpu_tps = {k: statistics.median(v) for k, v in cpu_samples.items()}
     return {"tps": tps, "ratios": _ratios(tps), "cpu_tps": cpu_tps, "cpu_ratios": _ratios(cpu_tps),
+            "overhead_ms_per_step": step_costs(lm, prior, steps=tokens),
             "samples": samples, "tokens": tokens, "repeats": repeats, "model": lm.name, "device": str(lm.device),
             "threads": torch.get_num_threads()}
 
@@ -109,6 +123,45 @@ def _ratios(tps: dict[str, float]) -> dict[str, float]:
         # both produce 2 x tokens; compare does it in one batched forward per step
         "compare_over_sequential": tps["compare"] / tps["sequential_pair"],
     }
+
+
+def _median_ms(samples: list[float]) -> float:
+    return 1000.0 * statistics.median(samples)
+
+
+def step_costs(lm: LoadedModel, prior: Any, *, steps: int = 32, mode: Mode = "dense") -> dict[str, float]:
+    """Median milliseconds per decoding step of each stage, timed one after the other on the same step.
+
+    forward: the model's one-token forward with the KV cache; prior: the steering processor (style
+    term and its injection, budget bisection included); sampling: the sampler chain and the draw
+    (the app's default settings); diagnostics: the per-token record (probabilities, JS, alternatives).
+    """
+    sampling = SamplingConfig(max_new_tokens=steps)
+    steering = StyleSteeringProcessor(prior, lam=0.3, mode=mode)
+    chain, generators = sampler_chain(sampling), _row_generators([sampling.seed], lm.device)
+    prompt = lm.tokenizer(BENCH_PROMPT)["input_ids"]
+    side, alt_text = _SideState("steered", TextTracker(lm.tokenizer, prompt)), _AltText(lm.tokenizer)
+    history = torch.tensor([prompt], dtype=torch.long, device=lm.device)
+    cache = {_cache_keyword(lm.model): DynamicCache(config=lm.model.config)}
+    times: dict[str, list[float]] = {"forward": [], "prior": [], "sampling": [], "diagnostics": []}
+    clock = time.perf_counter
+    with torch.inference_mode():
+        logits = lm.model(input_ids=history, use_cache=True, logits_to_keep=1, **cache).logits
+        for index in range(steps):
+            t0 = clock()
+            steered, lams = steering.steer(history, logits[:, -1, :].float())
+            t1 = clock()
+            token = _choose(chain(cast(torch.LongTensor, history), steered), False, generators)
+            t2 = clock()
+            _record(side, _Step(index, token.tolist(), [True], logits[:, -1, :].float(), steered, lams.tolist(),
+                                [0.0]), 0, sampling, alt_text, set(), True)
+            t3 = clock()
+            history = torch.cat([history, token.view(1, 1)], dim=-1)
+            logits = lm.model(input_ids=token.view(1, 1), use_cache=True, **cache).logits
+            t4 = clock()
+            for name, seconds in zip(times, (t4 - t3, t1 - t0, t2 - t1, t3 - t2), strict=True):
+                times[name].append(seconds)
+    return {name: _median_ms(v) for name, v in times.items()}
 
 
 def prior_step_seconds(prior: Any, steps: int = 200) -> float:

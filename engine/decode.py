@@ -6,22 +6,25 @@ import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from transformers import (
     DynamicCache,
+    LogitsProcessor,
+    LogitsProcessorList,
     RepetitionPenaltyLogitsProcessor,
     TemperatureLogitsWarper,
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
 
+from engine.divergence import js_bits, js_bits_np, log_softmax_np
 from engine.models import LoadedModel
 from engine.prior import Prior
-from engine.steering import LN2, StyleSteeringProcessor, js_bits_from_logits
-from engine.types import Alternative, SamplingConfig, Summary, TokenStep
+from engine.steering import SteeringState, StyleSteeringProcessor
+from engine.types import DEFAULT_BUDGET_BITS, Alternative, Mode, SamplingConfig, Side, Summary, TokenStep
 
 ANCHOR_TOKENS = 4  # prompt tokens decoded with the continuation so leading spaces come out right
 
@@ -105,20 +108,23 @@ def _encode_prompt(lm: LoadedModel, prompt: str | Sequence[int], max_new_tokens:
     return ids
 
 
-def _sampling_processors(sampling: SamplingConfig) -> tuple[list[Any], list[Any]]:
-    """(processors applied in greedy and sampling, warpers applied only when sampling)."""
-    procs: list[Any] = []
+def sampler_chain(sampling: SamplingConfig, steering: LogitsProcessor | None = None) -> LogitsProcessorList:
+    """The one chain every decode path turns logits into choice scores with.
+
+    [steering, repetition penalty, temperature, top-k, top-p], each only where it does something;
+    greedy decoding leaves out the last three, which cannot change the argmax.
+    """
+    chain = LogitsProcessorList([steering] if steering is not None else [])
     if sampling.repetition_penalty != 1.0:
-        procs.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
-    warpers: list[Any] = []
+        chain.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
     if not sampling.greedy:
         if sampling.temperature != 1.0:
-            warpers.append(TemperatureLogitsWarper(sampling.temperature))
+            chain.append(TemperatureLogitsWarper(sampling.temperature))
         if sampling.top_k > 0:
-            warpers.append(TopKLogitsWarper(sampling.top_k))
+            chain.append(TopKLogitsWarper(sampling.top_k))
         if sampling.top_p < 1.0:
-            warpers.append(TopPLogitsWarper(sampling.top_p))
-    return procs, warpers
+            chain.append(TopPLogitsWarper(sampling.top_p))
+    return chain
 
 
 def _cache_keyword(model: Any) -> str:
@@ -127,67 +133,78 @@ def _cache_keyword(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
-                 steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
-                 seeds: list[int | None]) -> Iterator[_Step]:
-    """Decode several prompts in one batch (left-padded), one forward per step for all rows."""
-    model = lm.model
-    device = lm.device
-    B = len(rows)
-    pad = lm.tokenizer.pad_token_id
-    if pad is None:
-        pad = next(iter(lm.eos_token_ids), 0)
+def _left_padded(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), both [B, width], the rows aligned at the right."""
     width = max(len(r) for r in rows)
-    ids = torch.full((B, width), pad, dtype=torch.long)
-    mask = torch.zeros((B, width), dtype=torch.long)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
     for b, r in enumerate(rows):
         ids[b, width - len(r):] = torch.tensor(r, dtype=torch.long)
         mask[b, width - len(r):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    position = (mask.cumsum(-1) - 1).clamp_min(0)
-    procs, warpers = _sampling_processors(sampling)
+    return ids.to(device), mask.to(device)
+
+
+def _row_generators(seeds: list[int | None], device: torch.device) -> list[torch.Generator]:
+    """One generator per row; a row without a seed gets a fresh random one (the global RNG is left alone)."""
     generators = []
     for s in seeds:
         g = torch.Generator(device=device)
-        g.manual_seed(s if s is not None else int(torch.seed() % (2**63)))
+        if s is None:
+            g.seed()
+        else:
+            g.manual_seed(s)
         generators.append(g)
+    return generators
+
+
+def _choose(scores: torch.Tensor, greedy: bool, generators: list[torch.Generator]) -> torch.Tensor:
+    """[B] token ids from the chain's scores: argmax, or one draw per row from its own generator."""
+    if greedy:
+        return scores.argmax(-1)
+    probs = torch.softmax(scores, dim=-1)
+    return torch.cat([torch.multinomial(probs[b], 1, generator=g) for b, g in enumerate(generators)])
+
+
+def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
+                 steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
+                 seeds: list[int | None], row_scale: Sequence[float] | None = None) -> Iterator[_Step]:
+    """Decode several prompts in one batch (left-padded), one forward per step for all rows.
+
+    `row_scale` multiplies the steering lambda per row (None: every row gets it).
+    """
+    model, device, B = lm.model, lm.device, len(rows)
+    pad = lm.tokenizer.pad_token_id
+    if pad is None:
+        pad = next(iter(lm.eos_token_ids), 0)
+    ids, mask = _left_padded(rows, pad, device)
+    position = (mask.cumsum(-1) - 1).clamp_min(0)
+    state = SteeringState()
+    chain = sampler_chain(sampling, steering.for_decode(state, row_scale) if steering is not None else None)
+    generators = _row_generators(seeds, device)
     eos = _stop_ids(lm, sampling)
     done = [False] * B
     history = ids
     cache = {_cache_keyword(model): DynamicCache(config=model.config)}
     # Without padding the causal mask is implicit; building an explicit one every step costs
     # more than the attention itself for a small model on the CPU.
-    padded = any(len(r) != width for r in rows)
+    padded = any(len(r) != ids.shape[1] for r in rows)
     with torch.inference_mode():
         out = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position, use_cache=True,
                     logits_to_keep=1, **cache)
         for index in range(sampling.max_new_tokens):
             base = out.logits[:, -1, :].to(dtype=torch.float32)
-            steered = steering(history, base) if steering is not None else base
-            lams = steering.last_lams.tolist() if steering is not None and steering.last_lams is not None \
-                else [0.0] * B
-            scores = steered
-            for p in procs:
-                scores = p(history, scores)
-            if sampling.greedy:
-                tokens = scores.argmax(-1)
-            else:
-                for w in warpers:
-                    scores = w(history, scores)
-                probs = torch.softmax(scores, dim=-1)
-                tokens = torch.cat([torch.multinomial(probs[b], 1, generator=generators[b]) for b in range(B)])
+            tokens = _choose(chain(cast(torch.LongTensor, history), base), sampling.greedy, generators)
+            steered = state.scores if steering is not None and state.scores is not None else base
+            lams = state.lams.tolist() if steering is not None and state.lams is not None else [0.0] * B
             token_list = tokens.tolist()
             active = [not d for d in done]
             base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
             yield _Step(index, token_list, active, base, steered, lams, base_lp)
             for b, t in enumerate(token_list):
-                if active[b] and t in eos:
-                    done[b] = True
-            if all(done) or index + 1 == sampling.max_new_tokens:
+                done[b] = done[b] or (active[b] and t in eos)
+            if all(done) or index + 1 == sampling.max_new_tokens or (cancel is not None and cancel.is_set()):
                 return
-            if cancel is not None and cancel.is_set():
-                return
-            next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done)],
+            next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done, strict=True)],
                                     dtype=torch.long, device=device)
             history = torch.cat([history, next_ids], dim=-1)
             position = position[:, -1:] + 1
@@ -216,18 +233,6 @@ class _AltText:
         return text
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
-    shifted = z - z.max()
-    return shifted - np.log(np.exp(shifted).sum())
-
-
-def _js_bits(lp: np.ndarray, lq: np.ndarray) -> float:
-    """JS divergence in bits from two log-distributions (NumPy: one vector per token is too small for threads)."""
-    lm = np.logaddexp(lp, lq) - LN2
-    js = 0.5 * float(np.dot(np.exp(lp), lp - lm)) + 0.5 * float(np.dot(np.exp(lq), lq - lm))
-    return max(js, 0.0) / LN2
-
-
 def _top(logp: np.ndarray, k: int, alt_text: _AltText) -> list[Alternative]:
     if k <= 0:
         return []
@@ -242,7 +247,7 @@ def _row(t: torch.Tensor, row: int) -> np.ndarray:
 
 @dataclass
 class _SideState:
-    side: str
+    side: Side
     tracker: TextTracker
     steps: list[TokenStep] = field(default_factory=list)
     token_ids: list[int] = field(default_factory=list)
@@ -284,16 +289,17 @@ def _record(state: _SideState, step: _Step, row: int, sampling: SamplingConfig, 
     lam = step.lams[row] if steered_row else 0.0
     steered = steered_row and lam > 0
     if sampling.diagnostics:
-        lp = _log_softmax(_row(step.base, row))
-        lq = _log_softmax(_row(step.steered, row)) if steered else lp
-        js = _js_bits(lp, lq) if steered else 0.0
+        lp = log_softmax_np(_row(step.base, row))
+        lq = log_softmax_np(_row(step.steered, row)) if steered else lp
+        js = js_bits_np(lp, lq) if steered else 0.0
         k = sampling.n_alternatives
         top_base = _top(lp, k, alt_text)
         top_steered = _top(lq, k, alt_text) if steered else top_base
         rec = TokenStep(state.side, step.index, token, piece, float(np.exp(lp[token])), float(np.exp(lq[token])),
                         js, lam, top_base, top_steered)
     else:
-        js = _js_bits(_log_softmax(_row(step.base, row)), _log_softmax(_row(step.steered, row))) if steered else 0.0
+        js = js_bits_np(log_softmax_np(_row(step.base, row)), log_softmax_np(_row(step.steered, row))) \
+            if steered else 0.0
         rec = TokenStep(state.side, step.index, token, piece, float("nan"), float("nan"), js, lam)
     state.js.append(rec.js_bits)
     state.steps.append(rec)
@@ -317,8 +323,6 @@ class Generation:
         if self._started:
             raise RuntimeError("a Generation can be iterated once")
         self._started = True
-        if self.steering is not None:
-            self.steering.row_scale = self.steering.row_lams = None
         alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
         state = self._state
         for step in _decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
@@ -373,22 +377,18 @@ class CompareGeneration:
 
     def __iter__(self) -> Iterator[tuple[TokenStep | None, TokenStep | None]]:
         alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
-        self.steering.row_lams = None
-        self.steering.row_scale = torch.tensor([0.0, 1.0])
         sides = (self.baseline, self.steered)
-        try:
-            for step in _decode_rows(self.lm, [self.prompt_ids, self.prompt_ids], self.sampling, self.steering,
-                                     self.cancel, [self.sampling.seed, self.sampling.seed]):
-                pair: list[TokenStep | None] = [None, None]
-                for row, state in enumerate(sides):
-                    if not state.finished and step.active[row]:
-                        pair[row] = _record(state, step, row, self.sampling, alt_text, eos, row == 1)
-                if all(s.finished for s in sides):
-                    return
-                if pair[0] is not None or pair[1] is not None:
-                    yield pair[0], pair[1]
-        finally:
-            self.steering.row_scale = None
+        # Row 0 is the baseline (lambda x 0), row 1 follows the live lambda.
+        for step in _decode_rows(self.lm, [self.prompt_ids, self.prompt_ids], self.sampling, self.steering,
+                                 self.cancel, [self.sampling.seed, self.sampling.seed], row_scale=(0.0, 1.0)):
+            pair: list[TokenStep | None] = [None, None]
+            for row, state in enumerate(sides):
+                if not state.finished and step.active[row]:
+                    pair[row] = _record(state, step, row, self.sampling, alt_text, eos, row == 1)
+            if all(s.finished for s in sides):
+                return
+            if pair[0] is not None or pair[1] is not None:
+                yield pair[0], pair[1]
         for s in sides:
             s.note_cancel(self.cancel, self.sampling.max_new_tokens)
 
@@ -424,8 +424,8 @@ class BatchResult:
     base_logprobs: list[float] = field(default_factory=list)
 
 
-def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams: Sequence[float], *, mode: str,
-                   prior: Prior | None, sampling: SamplingConfig, budget_bits: float = 0.05,
+def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams: Sequence[float], *, mode: Mode,
+                   prior: Prior | None, sampling: SamplingConfig, budget_bits: float = DEFAULT_BUDGET_BITS,
                    cancel: threading.Event | None = None, progress: Any = None) -> list[BatchResult]:
     """Decode every (prompt, lam) row in one batch: one forward per step for all rows.
 
@@ -438,13 +438,15 @@ def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams
     rows = [_encode_prompt(lm, p, sampling.max_new_tokens, notices) for p in prompts]
     steering = None
     if prior is not None and any(lam > 0 for lam in lams):
-        steering = StyleSteeringProcessor(prior, lam=max(lams), mode=mode, budget_bits=budget_bits)
-        steering.row_lams = torch.tensor([float(x) for x in lams])
+        # lambda 1 scaled per row by the row's own lambda
+        steering = StyleSteeringProcessor(prior, lam=1.0, mode=mode, budget_bits=budget_bits)
     states = [_SideState("steered", TextTracker(lm.tokenizer, r)) for r in rows]
     eos = _stop_ids(lm, sampling)
     seeds = [sampling.seed] * len(rows)
-    for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds):
-        js = js_bits_from_logits(step.base, step.steered).tolist() if steering is not None else None
+    row_scale = [float(x) for x in lams]
+    for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds, row_scale=row_scale):
+        js = js_bits(torch.log_softmax(step.base, dim=-1), torch.log_softmax(step.steered, dim=-1)).tolist() \
+            if steering is not None else None
         for b, state in enumerate(states):
             if state.finished or not step.active[b] or not state.accept(step, b, eos):
                 continue
@@ -453,7 +455,7 @@ def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams
         if progress is not None:
             progress(step.index + 1, sampling.max_new_tokens)
     out = []
-    for r, s, lam in zip(rows, states, lams):
+    for r, s, lam in zip(rows, states, lams, strict=True):
         s.note_cancel(cancel, sampling.max_new_tokens)
         out.append(BatchResult(r, s.token_ids, s.tracker.text, s.js, s.stop_reason, float(lam), s.base_lp))
     return out

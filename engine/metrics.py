@@ -13,18 +13,6 @@ import torch
 from engine.prior import Prior
 from styles.prior import TOP_UNIGRAMS
 
-LN2 = math.log(2.0)
-
-
-def js_divergence_bits(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """Jensen-Shannon divergence in bits between probability vectors along the last axis (0 <= JS <= 1)."""
-    p = p.double()
-    q = q.double()
-    m = (p + q) / 2
-    kl_pm = torch.xlogy(p, p) - torch.xlogy(p, m)
-    kl_qm = torch.xlogy(q, q) - torch.xlogy(q, m)
-    return ((kl_pm.sum(-1) + kl_qm.sum(-1)) / 2 / LN2).clamp_min(0.0)
-
 
 def perplexity(log_probs: Sequence[float]) -> float | None:
     """exp of the mean negative log-probability (natural logs); None for an empty sequence."""
@@ -39,7 +27,7 @@ def style_ppl(prior: Prior, context_ids: Sequence[int], token_ids: Sequence[int]
     lps = []
     for t in token_ids:
         lps.append(prior.log_prob(history, int(t)))
-        history = (history + [int(t)])[-2:]
+        history = ([*history, int(t)])[-2:]
     return perplexity(lps)
 
 

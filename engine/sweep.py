@@ -17,17 +17,17 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.types import METRIC_NAMES, MODES, SamplingConfig
+from engine.types import DEFAULT_BUDGET_BITS, METRIC_NAMES, MODES, SamplingConfig, parse_mode
 from styles.errors import check_tokenizer
 
 # The paper's 14 lambda values (METHOD.md, Protocol).
 PAPER_LAMS: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50, 0.60, 0.70, 0.80, 0.90, 1.0)
 TUNE_LAMS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
 PROMPT_MODE = "prompt"  # rows of the prompt-only baseline (instruction prepended, lambda 0)
-METRICS: tuple[str, ...] = METRIC_NAMES + ("heldout_style_ppl",)
-RESULT_COLUMNS: tuple[str, ...] = ("prompt", "mode", "lam", "text") + METRICS
+METRICS: tuple[str, ...] = (*METRIC_NAMES, "heldout_style_ppl")
+RESULT_COLUMNS: tuple[str, ...] = ("prompt", "mode", "lam", "text", *METRICS)
 STATS: tuple[str, ...] = ("mean", "median", "cv")
-SUMMARY_COLUMNS: tuple[str, ...] = ("mode", "lam") + tuple(f"{m}_{s}" for m in METRICS for s in STATS)
+SUMMARY_COLUMNS: tuple[str, ...] = ("mode", "lam", *tuple(f"{m}_{s}" for m in METRICS for s in STATS))
 HELDOUT_FRACTION = 0.1
 
 RESULTS_JSONL = "results.jsonl"
@@ -50,7 +50,7 @@ def read_prompts(text: str) -> list[str]:
 
 def default_prompts() -> list[str]:
     """The paper's 20 prompts, shipped with the engine."""
-    return read_prompts(resources.files("engine").joinpath("data", "paper_prompts.txt").read_text("utf-8"))
+    return read_prompts(resources.files("engine").joinpath("data/paper_prompts.txt").read_text("utf-8"))
 
 
 def parse_lams(text: str) -> list[float]:
@@ -97,8 +97,8 @@ def split_documents(doc_ids: Sequence[Any], fraction: float = HELDOUT_FRACTION) 
     return ordered[n_held:], held
 
 
-def split_tokens(ids: np.ndarray, fraction: float = HELDOUT_FRACTION, *, is_boundary: Callable[[int], bool] | None = None,
-                 window: int = 4000) -> int:
+def split_tokens(ids: np.ndarray, fraction: float = HELDOUT_FRACTION, *,
+                 is_boundary: Callable[[int], bool] | None = None, window: int = 4000) -> int:
     """Cut index for a one-document style: about (1 - fraction) of the tokens go to steering.
 
     With `is_boundary(token_id)`, the cut moves forward to just after the first boundary token
@@ -200,7 +200,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["mode"], _lam_key(r["lam"])), []).append(r)
-    mode_rank = {m: i for i, m in enumerate(MODES + (PROMPT_MODE,))}
+    mode_rank = {m: i for i, m in enumerate((*MODES, PROMPT_MODE))}
     out = []
     for (mode, lam) in sorted(groups, key=lambda k: (mode_rank.get(k[0], len(mode_rank)), k[0], k[1])):
         summary: dict[str, Any] = {"mode": mode, "lam": lam}
@@ -284,7 +284,7 @@ def _clean(v: Any) -> Any:
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a results.jsonl; a line cut short by an interruption is dropped."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     if not path.exists():
         return rows
     for line in path.read_text("utf-8").splitlines():
@@ -335,7 +335,7 @@ def write_tables(out_dir: Path, rows: Sequence[dict[str, Any]] | None = None) ->
     """(Re)write results.csv and summary.csv from results.jsonl; returns the summary rows."""
     out_dir = Path(out_dir)
     rows = _dedupe(load_rows(out_dir / RESULTS_JSONL) if rows is None else rows)
-    mode_rank = {m: i for i, m in enumerate(MODES + (PROMPT_MODE,))}
+    mode_rank = {m: i for i, m in enumerate((*MODES, PROMPT_MODE))}
     rows = sorted(rows, key=lambda r: (mode_rank.get(r["mode"], 99), r["mode"], _lam_key(r["lam"])))
     write_csv(out_dir / RESULTS_CSV, rows, RESULT_COLUMNS)
     summary = summarize(rows)
@@ -389,7 +389,7 @@ class EngineBackend:
     """The real backend: engine.decode.generate_batch, then engine.metrics under both priors."""
 
     def __init__(self, lm: Any, steer_prior: Any, heldout_prior: Any, sampling: SamplingConfig, *,
-                 budget_bits: float = 0.05) -> None:
+                 budget_bits: float = DEFAULT_BUDGET_BITS) -> None:
         self.lm = lm
         self.steer = steer_prior
         self.heldout = heldout_prior
@@ -413,7 +413,7 @@ class EngineBackend:
         from engine import metrics
         from engine.decode import generate_batch
 
-        decode_mode = "paper" if mode == PROMPT_MODE else mode  # lambda 0 leaves the model untouched
+        decode_mode = parse_mode("paper" if mode == PROMPT_MODE else mode)  # lambda 0 leaves the model untouched
         results = generate_batch(self.lm, [prefix + p for p in prompts], list(lams), mode=decode_mode,
                                  prior=self.steer, sampling=self.sampling, budget_bits=self.budget_bits,
                                  cancel=cancel, progress=on_step)
@@ -422,14 +422,14 @@ class EngineBackend:
         if len(results) != len(prompts):
             raise RuntimeError(f"generate_batch returned {len(results)} rows for {len(prompts)} requests")
         contexts = [list(r.prompt_ids) if not prefix else self._bare_prompt_ids(p)
-                    for p, r in zip(prompts, results)]
+                    for p, r in zip(prompts, results, strict=True)]
         tokens = [[int(t) for t in r.token_ids] for r in results]
         # The decode loop already has the frozen model's log-probabilities of every token it chose, given
         # the prompt: scoring them again would double the sweep's cost. The prompt-only baseline is scored
         # after the bare prompt, which needs its own forward pass.
         base: list[float | None] = [None] * len(results)
         again = []
-        for i, (r, toks) in enumerate(zip(results, tokens)):
+        for i, (r, toks) in enumerate(zip(results, tokens, strict=True)):
             lps = getattr(r, "base_logprobs", None)
             if not prefix and lps is not None and len(lps) == len(toks):
                 base[i] = metrics.perplexity(lps)
@@ -437,10 +437,10 @@ class EngineBackend:
                 again.append(i)
         if again:
             for i, b in zip(again, metrics.base_ppl_batch(self.lm, [contexts[i] for i in again],
-                                                          [tokens[i] for i in again])):
+                                                          [tokens[i] for i in again]), strict=True):
                 base[i] = b
         rows = []
-        for p, lam, r, ctx, toks, b in zip(prompts, lams, results, contexts, tokens, base):
+        for p, lam, r, ctx, toks, b in zip(prompts, lams, results, contexts, tokens, base, strict=True):
             # The prompt-only baseline has no steered/base pair to compare: no JS for it.
             js = [] if prefix else _finite(r.js_bits)
             m = metrics.compute_metrics(self.lm, ctx, toks, js, self.steer, base=b, top_ids=self._top_ids) \
@@ -479,23 +479,11 @@ def baseline_prefix(text: str) -> str:
     return text if text[-1:].isspace() else text + "\n\n"
 
 
-def run_sweep(backend: SweepBackend, out_dir: Path | str, *, prompts: Sequence[str], lams: Sequence[float],
-              modes: Sequence[str], config: dict[str, Any], prompt_baseline: str | None = None,
-              batch_rows: int = 40, max_new_tokens: int = 256, progress: Progress | None = None,
-              cancel: threading.Event | None = None) -> SweepOutcome:
-    """Run (or continue) a sweep into `out_dir`.
+RowKey = tuple[str, str, float]
 
-    Finished rows are appended to results.jsonl batch by batch; rows already there are skipped, so an
-    interrupted sweep continues where it stopped. results.csv and summary.csv are rewritten at the end.
-    `progress(done, total)` counts generated token-rows (rows x max_new_tokens), so it moves within a batch.
-    """
-    for m in modes:
-        if m not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {m!r}")
-    if batch_rows < 1:
-        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+
+def _merged_meta(out_dir: Path, config: dict[str, Any], prompt_baseline: str | None) -> dict[str, Any]:
+    """The folder's sweep.json with this run's configuration merged in; SweepConfigError on a conflict."""
     config = {**config, "prompt_baseline": prompt_baseline}
     meta = read_meta(out_dir)
     old = meta.get("config")
@@ -511,57 +499,87 @@ def run_sweep(backend: SweepBackend, out_dir: Path | str, *, prompts: Sequence[s
             config["prompt_baseline"] = old.get("prompt_baseline")
     meta["config"] = {**(old or {}), **config}
     meta.setdefault("timing", {})
+    return meta
 
-    jsonl = out_dir / RESULTS_JSONL
+
+def _pending(jsonl: Path, plan: list[RowKey]) -> list[RowKey]:
+    """The planned rows not yet in results.jsonl (whose cut-short last line, if any, is dropped)."""
     existing = load_rows(jsonl)
     if jsonl.exists() and jsonl.read_bytes()[-1:] not in (b"", b"\n"):
         # The last line was cut short by an interruption: rewrite only the whole rows.
         jsonl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in existing), "utf-8")
     done_keys = {row_key(r["prompt"], r["mode"], r["lam"]) for r in existing}
-    plan = plan_rows(prompts, lams, modes, prompt_baseline)
-    pending = [k for k in dict.fromkeys(plan) if k not in done_keys]
-    total = len(pending)
-    skipped = len(plan) - total
-    steps_total = total * max_new_tokens
-    _write_meta(out_dir, meta)
+    return [k for k in dict.fromkeys(plan) if k not in done_keys]
 
-    batches: list[tuple[str, list[tuple[str, str, float]]]] = []
+
+def _batches(pending: list[RowKey], batch_rows: int) -> list[tuple[str, list[RowKey]]]:
+    """Pending rows cut into batches of one mode each, at most batch_rows long."""
+    batches: list[tuple[str, list[RowKey]]] = []
     for mode in dict.fromkeys(k[1] for k in pending):
         keys = [k for k in pending if k[1] == mode]
         batches += [(mode, keys[i:i + batch_rows]) for i in range(0, len(keys), batch_rows)]
+    return batches
+
+
+def _save_batch(out_dir: Path, meta: dict[str, Any], mode: str, rows: list[dict[str, Any]],
+                wall: float, cpu: float) -> None:
+    """Append a batch's rows to results.jsonl and its time to sweep.json."""
+    with (out_dir / RESULTS_JSONL).open("a", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({c: _clean(r.get(c)) for c in RESULT_COLUMNS}, ensure_ascii=False) + "\n")
+    # Wall time and this process's CPU time: on a shared machine the two differ a lot.
+    t = meta["timing"].setdefault(mode, {"seconds": 0.0, "rows": 0})
+    t["seconds"] += wall
+    t["cpu_seconds"] = t.get("cpu_seconds", 0.0) + cpu
+    t["rows"] += len(rows)
+    _write_meta(out_dir, meta)
+
+
+def run_sweep(backend: SweepBackend, out_dir: Path | str, *, prompts: Sequence[str], lams: Sequence[float],
+              modes: Sequence[str], config: dict[str, Any], prompt_baseline: str | None = None,
+              batch_rows: int = 40, max_new_tokens: int = 256, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> SweepOutcome:
+    """Run (or continue) a sweep into `out_dir`.
+
+    Finished rows are appended to results.jsonl batch by batch; rows already there are skipped, so an
+    interrupted sweep continues where it stopped. results.csv and summary.csv are rewritten at the end.
+    `progress(done, total)` counts generated token-rows (rows x max_new_tokens), so it moves within a batch.
+    """
+    for m in modes:
+        parse_mode(m)
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be >= 1, got {batch_rows}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = _merged_meta(out_dir, config, prompt_baseline)
+    plan = plan_rows(prompts, lams, modes, prompt_baseline)
+    pending = _pending(out_dir / RESULTS_JSONL, plan)
+    total, skipped = len(pending), len(plan) - len(pending)
+    steps_total = total * max_new_tokens
+    _write_meta(out_dir, meta)
 
     start = time.perf_counter()
     done = 0
     cancelled = False
     if progress:
         progress(0, steps_total)
-    for mode, keys in batches:
+    for mode, keys in _batches(pending, batch_rows):
         if cancel is not None and cancel.is_set():
             cancelled = True
             break
-        base_done = done * max_new_tokens
-        width = len(keys)
 
-        def on_step(step: int, steps: int, _base: int = base_done, _w: int = width) -> None:
+        def on_step(step: int, steps: int, _base: int = done * max_new_tokens, _w: int = len(keys)) -> None:
             if progress and steps:
                 progress(_base + int(_w * max_new_tokens * min(step, steps) / steps), steps_total)
 
         t0, c0 = time.perf_counter(), time.process_time()
-        rows = backend.run_batch(mode, [k[0] for k in keys], [k[2] for k in keys],
-                                 prefix=baseline_prefix(prompt_baseline) if mode == PROMPT_MODE else "",
-                                 cancel=cancel, on_step=on_step)
+        prefix = baseline_prefix(prompt_baseline) if mode == PROMPT_MODE and prompt_baseline else ""
+        rows = backend.run_batch(mode, [k[0] for k in keys], [k[2] for k in keys], prefix=prefix, cancel=cancel,
+                                 on_step=on_step)
         if rows is None:
             cancelled = True
             break
-        with jsonl.open("a", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps({c: _clean(r.get(c)) for c in RESULT_COLUMNS}, ensure_ascii=False) + "\n")
-        # Wall time and this process's CPU time: on a shared machine the two differ a lot.
-        t = meta["timing"].setdefault(mode, {"seconds": 0.0, "rows": 0})
-        t["seconds"] += time.perf_counter() - t0
-        t["cpu_seconds"] = t.get("cpu_seconds", 0.0) + time.process_time() - c0
-        t["rows"] += len(rows)
-        _write_meta(out_dir, meta)
+        _save_batch(out_dir, meta, mode, rows, time.perf_counter() - t0, time.process_time() - c0)
         done += len(rows)
         if progress:
             progress(done * max_new_tokens, steps_total)
@@ -605,7 +623,7 @@ def tune_from_rows(rows: Sequence[dict[str, Any]], *, style: str, mode: str, mar
 
 def tune(lm: Any, store: Any, style_name: str, *, prompts: Sequence[str] | None = None,
          lams: Sequence[float] = TUNE_LAMS, mode: str = "dense", max_new_tokens: int = 48, margin: float = 0.25,
-         n_prompts: int = 4, budget_bits: float = 0.05, repetition_guard: bool = True,
+         n_prompts: int = 4, budget_bits: float = DEFAULT_BUDGET_BITS, repetition_guard: bool = True,
          priors: tuple[Any, Any] | None = None,
          backend: SweepBackend | None = None, progress: Progress | None = None,
          cancel: threading.Event | None = None) -> TuneResult:
@@ -614,8 +632,7 @@ def tune(lm: Any, store: Any, style_name: str, *, prompts: Sequence[str] | None 
     prompts default to the first `n_prompts` paper prompts; lambda 0 is always included, since the
     proposal is measured against it. `progress(done, total)` counts generated token-rows.
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    parse_mode(mode)
     prompts = list(prompts) if prompts is not None else default_prompts()[:max(1, n_prompts)]
     lams = sorted({_lam_key(x) for x in lams} | {0.0})
     if backend is None:

@@ -32,6 +32,7 @@ _MAX_TRIES = 8
 _DECODE_BYTES = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+_scanstring: Any = getattr(json.decoder, "scanstring")  # noqa: B009 - missing from the type stubs
 _BPE_OPTIONS = frozenset({"dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix",
                           "fuse_unk", "byte_fallback", "ignore_merges"})
 
@@ -70,8 +71,7 @@ class _Prebuilt:
 
 
 def _load(folder: Path) -> StepwiseTokenizer | None:
-    from tokenizers import AddedToken, Tokenizer
-    from tokenizers.models import BPE
+    from tokenizers import AddedToken
     from transformers import AutoTokenizer
     from transformers.tokenization_utils_tokenizers import TokenizersBackend
 
@@ -96,9 +96,33 @@ def _load(folder: Path) -> StepwiseTokenizer | None:
     # next free ids otherwise, which depend on the full vocabulary: only the first kind here.
     if not all(isinstance(t, dict) and t.get("content") in vocab for t in added):
         return None
-    pairs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in merges]
+    pairs: list[tuple[str, str]] = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m)  # type: ignore[misc]
+                                    for m in merges]
     if not all(len(p) == 2 for p in pairs):
         return None
+
+    backend = _bpe_backend(spec, model, vocab, pairs, options, added)
+    if backend is None:
+        return None
+    kwargs: dict[str, Any] = {"tokenizer_object": _Prebuilt(backend)}
+    legacy = (folder / "special_tokens_map.json").is_file() or (folder / "added_tokens.json").is_file()
+    if "added_tokens_decoder" not in config and not legacy:
+        # What transformers would otherwise take from tokenizer.json after json.load-ing it
+        # whole (its legacy path, for a tokenizer_config.json without added_tokens_decoder).
+        kwargs["added_tokens_decoder"] = {
+            int(t["id"]): AddedToken(**{k: v for k, v in t.items() if k != "id"}) for t in added}
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
+    if type(tokenizer) is not TokenizersBackend or tokenizer.backend_tokenizer is not backend:
+        return None
+
+    return StepwiseTokenizer(tokenizer, _fingerprint(tokenizer, backend, vocab))
+
+
+def _bpe_backend(spec: dict[str, Any], model: dict[str, Any], vocab: dict[str, int], pairs: list[tuple[str, str]],
+                 options: dict[str, Any], added: list[dict[str, Any]]) -> Any:
+    """The Rust tokenizer of tokenizer.json with its BPE model built from `vocab` and `pairs`; None if unsure."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import BPE
 
     # Everything but the vocabulary and merges, parsed by the tokenizers library itself: its
     # model holds just the added tokens (so they get their real ids) and the unknown token.
@@ -113,26 +137,16 @@ def _load(folder: Path) -> StepwiseTokenizer | None:
     if json.loads(BPE(dict(small_vocab), [], **options).__getstate__()) != json.loads(backend.model.__getstate__()):
         return None
     backend.model = BPE(vocab, pairs, **options)
+    return backend
 
-    kwargs: dict[str, Any] = {"tokenizer_object": _Prebuilt(backend)}
-    legacy = (folder / "special_tokens_map.json").is_file() or (folder / "added_tokens.json").is_file()
-    if "added_tokens_decoder" not in config and not legacy:
-        # What transformers would otherwise take from tokenizer.json after json.load-ing it
-        # whole (its legacy path, for a tokenizer_config.json without added_tokens_decoder).
-        kwargs["added_tokens_decoder"] = {
-            int(t["id"]): AddedToken(**{k: v for k, v in t.items() if k != "id"}) for t in added}
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kwargs)
-    if type(tokenizer) is not TokenizersBackend or tokenizer.backend_tokenizer is not backend:
-        return None
 
-    # The fingerprint hashes get_vocab(): the model's vocabulary with the added tokens over it.
+def _fingerprint(tokenizer: Any, backend: Any, vocab: dict[str, int]) -> str:
+    """The fingerprint hashes get_vocab(): the model's vocabulary with the added tokens over it."""
     full = dict(vocab)
     full.update({str(t.content): int(i) for i, t in backend.get_added_tokens_decoder().items()})
     if len(full) == backend.get_vocab_size(with_added_tokens=True):
-        fingerprint = vocab_fingerprint(full)
-    else:  # not expected; the slow way is always right
-        fingerprint = tokenizer_fingerprint(tokenizer)
-    return StepwiseTokenizer(tokenizer, fingerprint)
+        return vocab_fingerprint(full)
+    return tokenizer_fingerprint(tokenizer)  # not expected; the slow way is always right
 
 
 # -- reading JSON in pieces -----------------------------------------------------------------------
@@ -159,7 +173,8 @@ def parse_json_stepwise(text: str) -> Any:
 
 
 def _skip(text: str, i: int) -> int:
-    return _WS.match(text, i).end()
+    match = _WS.match(text, i)  # the pattern matches the empty string: never None
+    return match.end() if match is not None else i
 
 
 def _parse_value(text: str, i: int, members_depth: int) -> tuple[Any, int]:
@@ -179,7 +194,7 @@ def _parse_members(text: str, i: int, members_depth: int) -> tuple[dict, int]:
     while True:
         if not text.startswith('"', i):
             raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
-        key, i = json.decoder.scanstring(text, i + 1)
+        key, i = _scanstring(text, i + 1)
         i = _skip(text, i)
         if not text.startswith(":", i):
             raise json.JSONDecodeError("Expecting ':' delimiter", text, i)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.cli.generate import add_model_arguments, load_model_for_cli
+from app.cli.common import UserError, add_model_arguments, load_model_for_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,6 @@ def default_corpora_dir() -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli.common import UserError
     from engine.bench import TARGETS, bench_prior, run_decode_bench
 
     if args.tokens < 2 or args.repeats < 1:
@@ -47,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     corpora = args.corpora or default_corpora_dir()
     if corpora is None:
         print("stylesteer: sample corpora not found; the style is built from a short text instead", file=sys.stderr)
-    log = (lambda s: None) if args.json else (lambda s: print(f"  {s}", file=sys.stderr))
+    log = (lambda _s: None) if args.json else (lambda s: print(f"  {s}", file=sys.stderr))
     lm = load_model_for_cli(args)
     prior = bench_prior(lm, corpora)
     result: dict[str, Any] = run_decode_bench(lm, prior, tokens=args.tokens, repeats=args.repeats, log=log)
@@ -65,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     for name, v in result["ratios"].items():
         mark = "ok " if v >= TARGETS[name] else "LOW"
         print(f"  {mark} {name:<30}{v:6.3f} | {result['cpu_ratios'][name]:6.3f}  (>= {TARGETS[name]})")
+    costs = result["overhead_ms_per_step"]
+    print(f"ms per step, measured step by step in this run (forward {costs['forward']:.2f} ms):")
+    for name in ("prior", "sampling", "diagnostics"):
+        print(f"  {name:<22}{costs[name]:8.3f} ms  ({costs[name] / costs['forward']:.1%} of the forward)")
     if "styles" in result:
         print("style library:")
         for name, v in result["styles"].items():

@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from app.cli.common import UserError
+from app.cli.common import UserError, add_model_arguments, load_model_for_cli, load_style_for_cli
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,
@@ -47,40 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-color", action="store_true", help="plain text, no JS colouring")
     p.add_argument("prompt", metavar="PROMPT", help="the text to continue ('-' reads standard input)")
     p.set_defaults(func=run)
-
-
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=None,
-                   help="hub id, model folder, .gguf file, or 'demo' (default: TinyLlama, else the demo model)")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
-    p.add_argument("--quantize", choices=("8bit", "4bit"), default=None, help="bitsandbytes quantization (CUDA)")
-
-
-def load_model_for_cli(args: argparse.Namespace, quiet: bool = False) -> Any:
-    """Load the model named on the command line; user errors become UserError."""
-    from engine.models import ModelLoadError, load_model
-
-    def notify(line: str) -> None:
-        print(f"stylesteer: {line}", file=sys.stderr)
-
-    try:
-        return load_model(args.model, device=args.device, quantize=getattr(args, "quantize", None), notify=notify)
-    except ModelLoadError as exc:
-        raise UserError(str(exc)) from None
-
-
-def load_style_for_cli(name: str, lm: Any) -> Any:
-    """The named style's prior for this model; a missing style or a tokenizer mismatch is a UserError."""
-    from engine.steering import check_compatible
-    from styles.store import StyleError, StyleStore
-
-    try:
-        store = StyleStore()
-        prior = store.load_prior(name, device=lm.device)
-        check_compatible(prior, lm)
-    except StyleError as exc:  # a tokenizer mismatch too
-        raise UserError(str(exc)) from None
-    return prior
 
 
 def _sampling(args: argparse.Namespace) -> SamplingConfig:
@@ -145,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     colour = _use_colour(args, out)
     try:
         if args.compare:
-            _run_compare(gen, args, out, colour)
+            _run_compare(gen, args, out)
         else:
             _run_single(gen, args, out, colour)
     except KeyboardInterrupt:
@@ -191,7 +157,7 @@ def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -
                   f"style PPL {_fmt(m['style_ppl'])} · base PPL {_fmt(m['base_ppl'])}]", file=sys.stderr)
 
 
-def _run_compare(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -> None:
+def _run_compare(gen: Any, args: argparse.Namespace, out: TextIO) -> None:
     for base, steered in gen:
         if args.json:
             for rec in (base, steered):
@@ -209,4 +175,5 @@ def _run_compare(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) 
         out.write(f"── {label} " + "─" * max(0, 60 - len(label)) + "\n")
         out.write(args.prompt + s.text + "\n\n")
     out.write(f"{'metric':<18}{'baseline':>14}{'steered':>14}\n")
-    out.writelines(f"{name:<18}{_fmt(base.metrics[name]):>14}{_fmt(steered.metrics[name]):>14}\n" for name in METRIC_NAMES)
+    out.writelines(f"{name:<18}{_fmt(base.metrics[name]):>14}{_fmt(steered.metrics[name]):>14}\n"
+                   for name in METRIC_NAMES)

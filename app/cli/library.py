@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.cli.common import UserError
+from app.cli.common import UserError, open_store, say
 from app.units import format_bytes
 
 
@@ -22,7 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Build styles from your own text files and manage the style library.",
     )
     ss = p.add_subparsers(dest="styles_command", metavar="ACTION")
+    _register_building(ss)
+    _register_reading(ss)
+    _register_managing(ss)
+    p.set_defaults(func=lambda _args: _help(p))
 
+
+def _register_building(ss: argparse._SubParsersAction) -> None:
     imp = ss.add_parser(
         "import",
         help="import files or folders into a style (created if new)",
@@ -41,6 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _model_argument(reb)
     reb.set_defaults(func=cmd_rebuild)
 
+
+def _register_reading(ss: argparse._SubParsersAction) -> None:
     ls = ss.add_parser("list", help="list the styles")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
@@ -50,6 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=cmd_show)
 
+
+def _register_managing(ss: argparse._SubParsersAction) -> None:
     ren = ss.add_parser("rename", help="rename a style")
     ren.add_argument("old", metavar="OLD")
     ren.add_argument("new", metavar="NEW")
@@ -75,8 +85,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     imf.add_argument("--name", default=None, help="store it under this name instead")
     imf.set_defaults(func=cmd_import_file)
 
-    p.set_defaults(func=lambda args: _help(p))
-
 
 def _help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
@@ -94,39 +102,12 @@ def _model_argument(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _store() -> Any:
-    """The library; what happened on opening it (set aside as damaged, read-only) is said once, on stderr."""
-    from styles.store import StyleError, StyleStore
-
-    try:
-        store = StyleStore()
-    except StyleError as exc:
-        raise UserError(str(exc)) from None
-    if store.notice:
-        print(f"stylesteer: {store.notice}", file=sys.stderr)
-    return store
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Style errors are the user's: one line, exit code 2."""
-    from styles.store import StyleError
-
-    try:
-        yield
-    except StyleError as exc:
-        raise UserError(str(exc)) from None
-
-
 def _load_tokenizer(spec: str | None) -> Any:
     """Only the tokenizer of the model (no weights)."""
     from engine.models import ModelLoadError, load_tokenizer
 
-    def notify(line: str) -> None:
-        print(f"stylesteer: {line}", file=sys.stderr)
-
     try:
-        return load_tokenizer(spec, notify=notify)
+        return load_tokenizer(spec, notify=say)
     except ModelLoadError as exc:
         raise UserError(str(exc)) from None
 
@@ -166,7 +147,7 @@ def _cancel_on_interrupt() -> Iterator[threading.Event]:
         return
     previous = signal.getsignal(signal.SIGINT)
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
         if cancel.is_set():  # a second Ctrl-C: stop at once (the transaction still rolls back)
             raise KeyboardInterrupt
         cancel.set()
@@ -204,15 +185,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     from styles.importer import import_paths
 
     tokenizer = _load_tokenizer(args.model)
-    store = _store()
     bar = _Bar(quiet=args.json)
     try:
-        with _user_errors(), _cancel_on_interrupt() as cancel:
+        with open_store() as store, _cancel_on_interrupt() as cancel:
             report = import_paths(store, args.name, args.paths, tokenizer, glob=args.glob,
                                   progress=bar, cancel=cancel)
     finally:
         bar.close()
-        store.close()
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -230,33 +209,26 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from styles.importer import rebuild
 
-    store = _store()
-    try:
-        with _user_errors():
-            store.get(args.name)  # a missing style fails before the tokenizer loads
-            tokenizer = _load_tokenizer(args.model)
-            bar = _Bar()
-            try:
-                with _cancel_on_interrupt() as cancel:
-                    report = rebuild(store, args.name, tokenizer, progress=bar, cancel=cancel)
-            finally:
-                bar.close()
-            _print_report(report, verb="rebuilt")
-            if report.cancelled:
-                return 130
-            info = store.get(args.name)
-            print(f"Style '{info.name}' now uses tokenizer {info.tokenizer_name} ({info.tokenizer_fingerprint}).")
-    finally:
-        store.close()
+    with open_store() as store:
+        store.get(args.name)  # a missing style fails before the tokenizer loads
+        tokenizer = _load_tokenizer(args.model)
+        bar = _Bar()
+        try:
+            with _cancel_on_interrupt() as cancel:
+                report = rebuild(store, args.name, tokenizer, progress=bar, cancel=cancel)
+        finally:
+            bar.close()
+        _print_report(report, verb="rebuilt")
+        if report.cancelled:
+            return 130
+        info = store.get(args.name)
+        print(f"Style '{info.name}' now uses tokenizer {info.tokenizer_name} ({info.tokenizer_fingerprint}).")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
+    with open_store() as store:
         styles = store.list_styles()
-    finally:
-        store.close()
     if args.json:
         print(json.dumps([s.to_dict() for s in styles], indent=2))
         return 0
@@ -269,7 +241,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append((s.name, _short_tokenizer(s), str(s.n_documents), f"{s.n_tokens:,}", size))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     return 0
 
 
@@ -279,14 +252,10 @@ def _short_tokenizer(info: Any) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        with _user_errors():
-            info = store.get(args.name)
-            docs = store.documents(args.name)
-            skipped = store.skipped(args.name)
-    finally:
-        store.close()
+    with open_store() as store:
+        info = store.get(args.name)
+        docs = store.documents(args.name)
+        skipped = store.skipped(args.name)
     if args.json:
         data = info.to_dict()
         data["documents"] = [d.to_dict() for d in docs]
@@ -309,67 +278,47 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rename(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        with _user_errors():
-            store.rename(args.old, args.new)
-    finally:
-        store.close()
+    with open_store() as store:
+        store.rename(args.old, args.new)
     print(f"Renamed style '{args.old}' to '{args.new.strip()}'.")
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        with _user_errors():
-            info = store.get(args.name)
-            if not args.yes:
-                try:
-                    answer = input(f"Delete style '{info.name}' ({info.n_documents} documents, "
-                                   f"{info.n_tokens:,} tokens)? [y/N] ")
-                except EOFError:
-                    answer = ""
-                if answer.strip().lower() not in ("y", "yes"):
-                    print("Not deleted.")
-                    return 1
-            store.delete(info.name)
-    finally:
-        store.close()
+    with open_store() as store:
+        info = store.get(args.name)
+        if not args.yes:
+            try:
+                answer = input(f"Delete style '{info.name}' ({info.n_documents} documents, "
+                               f"{info.n_tokens:,} tokens)? [y/N] ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Not deleted.")
+                return 1
+        store.delete(info.name)
     print(f"Deleted style '{info.name}'.")
     return 0
 
 
 def cmd_remove_doc(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        with _user_errors():
-            removed = store.remove_document(args.name, args.doc)
-    finally:
-        store.close()
+    with open_store() as store:
+        removed = store.remove_document(args.name, args.doc)
     for d in removed:
         print(f"Removed {d.path} ({d.sha256[:12]}, {d.n_tokens:,} tokens) from style '{args.name}'.")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        with _user_errors():
-            path = store.export(args.name, args.file)
-    finally:
-        store.close()
+    with open_store() as store:
+        path = store.export(args.name, args.file)
     print(f"Exported style '{args.name}' to {path}.")
     return 0
 
 
 def cmd_import_file(args: argparse.Namespace) -> int:
-    store = _store()
-    try:
-        with _user_errors():
-            name = store.import_file(args.file, name=args.name)
-            info = store.get(name)
-    finally:
-        store.close()
+    with open_store() as store:
+        name = store.import_file(args.file, name=args.name)
+        info = store.get(name)
     print(f"Imported style '{name}' ({info.n_documents} documents, {info.n_tokens:,} tokens) from {args.file}.")
     return 0

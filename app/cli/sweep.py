@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.cli.common import UserError
-from engine.types import MODES
+from app.cli.common import UserError, add_model_arguments, load_model_for_cli, open_store
+from engine.types import DEFAULT_BUDGET_BITS, MODES
 
 DEFAULT_BATCH = 40  # rows decoded together; measured fastest per row on a 2-core CPU with the demo model
 
@@ -21,9 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "results.csv, results.jsonl and summary.csv to --out. An interrupted sweep continues where it stopped "
         "when run again with the same --out. With --plot DIR, draw the figures of an earlier sweep instead.")
     p.add_argument("--style", default=None, help="the style to measure (see `stylesteer styles list`)")
-    p.add_argument("--model", default=None,
-                   help="hub id, model folder, .gguf file, or 'demo' (default: TinyLlama, else the demo model)")
-    p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
+    add_model_arguments(p)
     p.add_argument("--prompts", type=Path, default=None, metavar="FILE",
                    help="one prompt per line (default: the paper's 20 prompts)")
     p.add_argument("--lams", default=None, metavar="L1,L2,...",
@@ -33,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per continuation (default 256)")
     p.add_argument("--sample", action="store_true",
                    help="the paper's sampling check (top-p 0.9, temperature 1.0) instead of greedy decoding")
-    p.add_argument("--budget", type=float, default=0.05, metavar="TAU",
-                   help="budget mode: largest JS per token, in bits (default 0.05)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU",
+                   help=f"budget mode: largest JS per token, in bits (default {DEFAULT_BUDGET_BITS})")
     p.add_argument("--prompt-baseline", default=None, metavar="TEXT",
                    help="also measure the prompt-only baseline: TEXT prepended to each prompt, lambda 0 "
                    "(e.g. 'Write in the style of Arthur Conan Doyle:')")
@@ -78,6 +76,27 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"no {sweep.SUMMARY_CSV} in {args.plot}: run a sweep into it first (--out)")
         _plot(args.plot, args.report)
         return 0
+    modes, lams, prompts = _checked_plan(args)
+    from styles.paths import slug
+
+    out_dir = args.out or Path("sweep-out") / slug(args.style)
+    lm = load_model_for_cli(args)
+    try:
+        with open_store() as store:
+            steer, held = sweep.split_priors(store, args.style, lm, lm.device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    backend = sweep.EngineBackend(lm, steer, held, sweep.sampling_config(args.max_new_tokens, args.sample),
+                                  budget_bits=args.budget)
+    config = {"style": args.style, "model": lm.name, "max_new_tokens": args.max_new_tokens,
+              "sample": args.sample, "budget_bits": args.budget}
+    return _run_with_bar(args, backend, out_dir, prompts, lams, modes, config)
+
+
+def _checked_plan(args: argparse.Namespace) -> tuple[list[str], list[float], list[str]]:
+    """Modes, lambdas and prompts from the command line; anything off is a UserError."""
+    from engine import sweep
+
     if not args.style:
         raise UserError("--style is required (or --plot DIR to draw an earlier sweep)")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -88,48 +107,41 @@ def run(args: argparse.Namespace) -> int:
         lams = sweep.parse_lams(args.lams) if args.lams else list(sweep.PAPER_LAMS)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if args.max_new_tokens < 1:
-        raise UserError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    for name, value, least in (("--max-new-tokens", args.max_new_tokens, 1), ("--batch-size", args.batch_size, 1),
+                               ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            raise UserError(f"{name} must be >= {least}, got {value}")
     if args.budget <= 0:
         raise UserError(f"--budget must be > 0 bits, got {args.budget}")
     if args.prompt_baseline is not None and not args.prompt_baseline.strip():
         raise UserError("--prompt-baseline needs the instruction text to prepend")
-    if args.prompts is not None:
-        try:
-            prompts = sweep.read_prompts(args.prompts.read_text("utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read the prompts file {args.prompts}: {exc}") from None
-        if not prompts:
-            raise UserError(f"the prompts file {args.prompts} has no prompts (one per line)")
-    else:
-        prompts = sweep.default_prompts()
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
-    from styles.paths import slug
+    return modes, lams, _prompts(args)
 
-    out_dir = args.out or Path("sweep-out") / slug(args.style)
 
-    from app.cli.generate import load_model_for_cli
-    from styles.store import StyleError, StyleStore
+def _prompts(args: argparse.Namespace) -> list[str]:
+    from engine import sweep
 
-    lm = load_model_for_cli(args)
+    if args.prompts is None:
+        return sweep.default_prompts()
     try:
-        with StyleStore() as store:
-            steer, held = sweep.split_priors(store, args.style, lm, lm.device)
-    except (StyleError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-    backend = sweep.EngineBackend(lm, steer, held, sweep.sampling_config(args.max_new_tokens, args.sample),
-                                  budget_bits=args.budget)
-    config = {"style": args.style, "model": lm.name, "max_new_tokens": args.max_new_tokens,
-              "sample": args.sample, "budget_bits": args.budget}
+        prompts = sweep.read_prompts(args.prompts.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the prompts file {args.prompts}: {exc}") from None
+    if not prompts:
+        raise UserError(f"the prompts file {args.prompts} has no prompts (one per line)")
+    return prompts
 
+
+def _run_with_bar(args: argparse.Namespace, backend: Any, out_dir: Path, prompts: list[str], lams: list[float],
+                  modes: list[str], config: dict[str, Any]) -> int:
+    """Decode every row not already on disk, with a progress bar; Ctrl-C keeps what is done."""
     from tqdm import tqdm
+
+    from engine import sweep
 
     total_rows = len(sweep.plan_rows(prompts, lams, modes, args.prompt_baseline))
     bar = tqdm(total=total_rows, unit="row", desc="sweep", file=sys.stderr, dynamic_ncols=True,
@@ -146,15 +158,14 @@ def run(args: argparse.Namespace) -> int:
                                   prompt_baseline=args.prompt_baseline, batch_rows=args.batch_size,
                                   max_new_tokens=args.max_new_tokens, progress=progress)
     except sweep.SweepConfigError as exc:
-        bar.close()
         raise UserError(str(exc)) from None
     except KeyboardInterrupt:
-        bar.close()
         sweep.write_tables(out_dir)
         print(f"stylesteer: interrupted; finished rows are in {out_dir}: run the same command to continue",
               file=sys.stderr)
         return 130
-    bar.close()
+    finally:
+        bar.close()
     elapsed = time.perf_counter() - started
     print(f"{outcome.done} rows decoded, {outcome.skipped} already done, in {elapsed:.0f} s -> {out_dir}")
     _print_summary(outcome.summary)

@@ -20,10 +20,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.types import QUANTIZE_CHOICES
+
 TINYLLAMA = "TinyLlama/TinyLlama-1.1B-Chat-v1.0"
 DEMO = "demo"
 DEVICES = (("Automatic (GPU if present)", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda"), ("Apple MPS", "mps"))
-QUANTS = (("None (full precision)", "none"), ("8-bit (CUDA only)", "8bit"), ("4-bit (CUDA only)", "4bit"))
+QUANTS = (("None (full precision)", "none"),
+          *((f"{q[:-3]}-bit (CUDA only)", q) for q in QUANTIZE_CHOICES))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from app.jobs.backend import (
     StyleInfo,
     UserFacingError,
 )
-from engine.types import SamplingConfig
+from engine.types import DEFAULT_BUDGET_BITS, SamplingConfig
 
 
 class RealBackend:
@@ -325,11 +325,12 @@ def _run_sweep(backend_self: RealBackend, style: str, params: dict[str, Any], pr
         tokens = int(params.get("max_new_tokens", 256))
         out_dir = Path(params["out_dir"]).expanduser()
         steer, held = sweep.split_priors(backend_self._need_store(), style, lm, lm.device)
+        budget = float(params.get("budget_bits", DEFAULT_BUDGET_BITS))
         engine_backend = sweep.EngineBackend(lm, steer, held,
                                              sweep.sampling_config(tokens, bool(params.get("sample"))),
-                                             budget_bits=float(params.get("budget_bits", 0.05)))
+                                             budget_bits=budget)
         config = {"style": style, "model": lm.name, "max_new_tokens": tokens,
-                  "sample": bool(params.get("sample")), "budget_bits": float(params.get("budget_bits", 0.05))}
+                  "sample": bool(params.get("sample")), "budget_bits": budget}
         outcome = sweep.run_sweep(engine_backend, out_dir, prompts=sweep.default_prompts(), lams=lams,
                                   modes=modes, config=config, prompt_baseline=params.get("prompt_baseline"),
                                   max_new_tokens=tokens, progress=lambda d, t: progress(d, t, ""),

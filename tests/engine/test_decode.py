@@ -147,7 +147,7 @@ def test_generate_batch_matches_single_streams(demo_lm, sherlock_prior):
     prompts = [PROMPT, "Listen carefully, because I won't repeat this again,"]
     lams = [0.0, 0.3]
     rows = generate_batch(demo_lm, prompts, lams, mode="dense", prior=sherlock_prior, sampling=greedy(10))
-    for p, lam, row in zip(prompts, lams, rows):
+    for p, lam, row in zip(prompts, lams, rows, strict=True):
         gen = stream(demo_lm, p, greedy(10), StyleSteeringProcessor(sherlock_prior, lam=lam, mode="dense"))
         list(gen)
         assert row.token_ids == gen.token_ids
@@ -205,3 +205,11 @@ def test_summary_base_ppl_matches_a_separate_forward(demo_lm, sherlock_prior):
     list(comp)
     for s in comp.summaries():
         assert s.metrics["base_ppl"] == pytest.approx(base_ppl(demo_lm, comp.prompt_ids, s.token_ids), rel=1e-4)
+
+
+def test_sampling_without_a_seed_leaves_the_global_rng_alone(demo_lm):
+    torch.manual_seed(1234)
+    initial, state = torch.initial_seed(), torch.get_rng_state()
+    list(stream(demo_lm, PROMPT, SamplingConfig(max_new_tokens=3, seed=None)))
+    assert torch.initial_seed() == initial
+    assert torch.equal(torch.get_rng_state(), state)

@@ -26,9 +26,9 @@ def test_missing_demo_package_is_a_clear_error(monkeypatch):
 
 
 def test_default_falls_back_to_demo_when_offline(monkeypatch):
-    monkeypatch.setattr(models, "_hub_cached", lambda repo: False)
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=2.0: False)
-    monkeypatch.setattr(models, "_convert_demo", lambda stage, notify: "/cache/demo")
+    monkeypatch.setattr(models, "_hub_cached", lambda _repo: False)
+    monkeypatch.setattr(models, "_hub_reachable", lambda _timeout=2.0: False)
+    monkeypatch.setattr(models, "_convert_demo", lambda _stage, _notify: "/cache/demo")
     lines = []
     name, source, gguf = models._resolve(None, models._Stages(None, None), lines.append)
     assert source == "/cache/demo" and gguf is None and "demo" in name
@@ -36,8 +36,8 @@ def test_default_falls_back_to_demo_when_offline(monkeypatch):
 
 
 def test_other_hub_id_offline_is_an_error(monkeypatch):
-    monkeypatch.setattr(models, "_hub_cached", lambda repo: False)
-    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=2.0: False)
+    monkeypatch.setattr(models, "_hub_cached", lambda _repo: False)
+    monkeypatch.setattr(models, "_hub_reachable", lambda _timeout=2.0: False)
     with pytest.raises(ModelLoadError, match="not in the local Hugging Face cache"):
         models._resolve("someone/some-model", models._Stages(None, None), print)
 
@@ -105,3 +105,15 @@ def test_tinyllama_config_has_1_1b_parameters():
     n = sum(p.numel() for p in model.parameters())
     assert 1.09e9 < n < 1.11e9
     assert cfg.num_hidden_layers == 22 and cfg.num_key_value_heads == 4
+
+
+def test_default_model_is_read_when_asked(monkeypatch):
+    monkeypatch.delenv("STYLESTEER_DEFAULT_MODEL", raising=False)
+    assert models.default_model() == models.TINYLLAMA
+    monkeypatch.setenv("STYLESTEER_DEFAULT_MODEL", "demo")
+    assert models.default_model() == "demo"
+
+
+def test_quantize_choice_validated():
+    with pytest.raises(ModelLoadError, match="8bit or 4bit"):
+        models._quantization_config("2bit", torch.device("cpu"), torch.float32)

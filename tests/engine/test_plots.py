@@ -37,7 +37,7 @@ def test_sweep_folder_to_pngs_and_report(tmp_path: Path) -> None:
 
 
 def test_plot_dir_without_results(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="summary.csv"):
+    with pytest.raises(FileNotFoundError, match=r"summary\.csv"):
         plots.plot_dir(tmp_path)
 
 

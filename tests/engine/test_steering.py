@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 import threading
 
 import pytest
 import torch
 
+import engine.steering
+from engine.divergence import js_bits
 from engine.steering import (
+    SteeringState,
     StyleSteeringProcessor,
     check_compatible,
-    js_bits_from_logits,
 )
 from styles.errors import TokenizerMismatch
 from styles.prior import StylePrior
@@ -42,6 +45,10 @@ DELTA = [-1.0, 0.0, -2.0, 0.0, 0.0]
 MIX = [math.log(0.5), math.log(0.2), math.log(0.1), math.log(0.1), math.log(0.1)]
 IDS = torch.tensor([[1, 2]])
 SCORES = torch.tensor([[1.0, 2.0, 3.0, 0.5, -1.0]])
+
+
+def js_bits_from_logits(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return js_bits(torch.log_softmax(a, -1), torch.log_softmax(b, -1))
 
 
 def test_paper_mode_adds_sparse_term():
@@ -77,8 +84,8 @@ def test_budget_respects_tau_and_is_maximal():
     tau = 0.01
     proc = StyleSteeringProcessor(FixedPrior(DELTA, [0.0, -8.0, -8.0, 0.0, -8.0]), lam=1.0, mode="budget",
                                   budget_bits=tau)
-    out = proc(IDS, SCORES)
-    lam_t = float(proc.last_lams[0])
+    out, lams = proc.steer(IDS, SCORES)
+    lam_t = float(lams[0])
     assert 0 < lam_t < 1.0
     js = float(js_bits_from_logits(SCORES, out)[0])
     assert js <= tau + 1e-6
@@ -89,8 +96,7 @@ def test_budget_respects_tau_and_is_maximal():
 
 def test_budget_keeps_full_lambda_when_within_budget():
     proc = StyleSteeringProcessor(FixedPrior(DELTA, [-1e-3] * V), lam=0.8, mode="budget", budget_bits=0.5)
-    proc(IDS, SCORES)
-    assert float(proc.last_lams[0]) == pytest.approx(0.8)
+    assert float(proc.steer(IDS, SCORES).lams[0]) == pytest.approx(0.8)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
@@ -104,12 +110,20 @@ def test_arguments_validated():
         StyleSteeringProcessor(FixedPrior(DELTA, MIX), mode="loud")
     with pytest.raises(ValueError, match="budget_bits"):
         StyleSteeringProcessor(FixedPrior(DELTA, MIX), budget_bits=0)
+    with pytest.raises(ValueError, match="budget_bits"):
+        StyleSteeringProcessor(FixedPrior(DELTA, MIX), budget_bits=float("nan"))
+    with pytest.raises(TypeError, match="prior must be"):
+        StyleSteeringProcessor(object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="row_scale values must be in"):
+        StyleSteeringProcessor(FixedPrior(DELTA, MIX), row_scale=[0.0, 1.5])
+    with pytest.raises(ValueError, match="row_scale must be"):
+        StyleSteeringProcessor(FixedPrior(DELTA, MIX), row_scale=[])
 
 
 def test_lambda_set_from_another_thread_applies_next_call():
     proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.0, mode="dense")
     assert torch.equal(proc(IDS, SCORES), SCORES)
-    t = threading.Thread(target=lambda: setattr(proc, "lam", 1.0))
+    t = threading.Thread(target=proc.set_lam, args=(1.0,))
     t.start()
     t.join()
     assert torch.allclose(proc(IDS, SCORES), SCORES + torch.tensor([MIX]))
@@ -123,11 +137,64 @@ def test_padded_vocabulary_columns_left_alone():
 
 
 def test_per_row_scale_leaves_baseline_row_untouched():
-    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5, mode="dense")
-    proc.row_scale = torch.tensor([0.0, 1.0])
-    out = proc(IDS.repeat(2, 1), SCORES.repeat(2, 1))
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5, mode="dense", row_scale=[0.0, 1.0])
+    out, lams = proc.steer(IDS.repeat(2, 1), SCORES.repeat(2, 1))
+    assert lams.tolist() == [0.0, 0.5]
     assert torch.equal(out[0], SCORES[0])
     assert torch.allclose(out[1], SCORES[0] + 0.5 * torch.tensor(MIX))
+
+
+def test_per_row_scale_must_match_the_batch():
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5, row_scale=[0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="row_scale has 3 rows"):
+        proc(IDS.repeat(2, 1), SCORES.repeat(2, 1))
+
+
+def test_per_row_lambdas_of_a_batch_row_by_row():
+    # a sweep batch: lambda 1 times one lambda per row; budget mode bounds each row on its own
+    mix = [0.0, -8.0, -8.0, 0.0, -8.0]
+    batch = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=0.01,
+                                   row_scale=[0.0, 0.001, 1.0])
+    out, lams = batch.steer(IDS.repeat(3, 1), SCORES.repeat(3, 1))
+    assert lams[0] == 0.0 and lams[1] == pytest.approx(0.001)
+    alone = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=0.01)
+    assert torch.equal(out[2], alone(IDS, SCORES)[0])
+
+
+def test_state_gets_what_each_call_applied():
+    state = SteeringState()
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5, mode="dense", row_scale=[0.0, 1.0], state=state)
+    out = proc(IDS.repeat(2, 1), SCORES.repeat(2, 1))
+    assert state.lams is not None and state.lams.tolist() == [0.0, 0.5]
+    assert state.scores is out
+
+
+def test_steer_leaves_state_alone():
+    state = SteeringState()
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5, mode="dense", state=state)
+    proc.steer(IDS, SCORES)
+    assert state.lams is None and state.scores is None
+
+
+def test_for_decode_shares_the_live_lambda():
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.2, mode="paper", budget_bits=0.3)
+    state = SteeringState()
+    bound = proc.for_decode(state, row_scale=[0.0, 1.0])
+    assert (bound.prior, bound.mode, bound.budget_bits, bound.lam) == (proc.prior, "paper", 0.3, 0.2)
+    assert bound.state is state and proc.state is None and proc.row_scale is None
+    t = threading.Thread(target=proc.set_lam, args=(0.9,))
+    t.start()
+    t.join()
+    assert bound.steer(IDS.repeat(2, 1), SCORES.repeat(2, 1)).lams.tolist() == pytest.approx([0.0, 0.9])
+    bound.set_lam(0.4)
+    assert proc.lam == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="lam must be in"):
+        proc.set_lam(2.0)
+
+
+def test_docstring_example_runs():
+    result = doctest.testmod(engine.steering, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 @pytest.mark.parametrize("mode", ["paper", "dense", "budget"])
@@ -156,3 +223,41 @@ def test_js_bits_bounds():
     assert float(js_bits_from_logits(a, a)[0]) == pytest.approx(0.0, abs=1e-7)
     far = torch.tensor([[100.0, -100.0]])
     assert float(js_bits_from_logits(far, -far)[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sampler_chain_order_and_greedy():
+    from transformers import (
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    from engine.decode import sampler_chain
+    from engine.types import SamplingConfig
+
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=0.5)
+    sampled = sampler_chain(SamplingConfig(temperature=0.8, top_k=50, top_p=0.95, repetition_penalty=1.15), proc)
+    assert [type(p) for p in sampled] == [StyleSteeringProcessor, RepetitionPenaltyLogitsProcessor,
+                                          TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper]
+    assert sampled[0] is proc
+    greedy = sampler_chain(SamplingConfig(greedy=True, repetition_penalty=1.0))
+    assert len(greedy) == 0
+    plain = sampler_chain(SamplingConfig(temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0))
+    assert len(plain) == 0
+    # the chain steers first: hand-computed dense term, then temperature 0.5 doubles it
+    chain = sampler_chain(SamplingConfig(temperature=0.5, top_k=0, top_p=1.0, repetition_penalty=1.0),
+                          StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=1.0, mode="dense"))
+    assert torch.allclose(chain(IDS, SCORES), (SCORES + torch.tensor([MIX])) / 0.5)
+
+
+def test_row_generators_seeded_and_unseeded():
+    from engine.decode import _row_generators
+
+    state = torch.get_rng_state()
+    a, b, c = _row_generators([7, 7, None], torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), state)
+    draws = [torch.rand(3, generator=g) for g in (a, b)]
+    assert torch.equal(draws[0], draws[1])
+    assert torch.equal(draws[0], torch.rand(3, generator=torch.Generator().manual_seed(7)))
+    assert c.device.type == "cpu"  # seeded from fresh entropy, not from torch's global generator

@@ -49,7 +49,7 @@ class FakeBackend:
             on_step(1, 2)
             on_step(2, 2)
         rows = []
-        for p, lam in zip(prompts, lams):
+        for p, lam in zip(prompts, lams, strict=True):
             i = len(p)
             rows.append({
                 "prompt": p, "mode": mode, "lam": lam, "text": f"{prefix}{p} -> {mode} {lam}",
@@ -141,7 +141,7 @@ def test_resume_skips_rows_already_done(tmp_path: Path) -> None:
     out = run_sweep(second, tmp_path, prompts=PROMPTS, lams=[0.0, 0.25, 0.5], modes=["dense"], config=CONFIG,
                     batch_rows=2, max_new_tokens=8)
     assert out.skipped == 4 and out.done == 5
-    decoded = {(p, lam) for _, ps, ls, _ in second.calls for p, lam in zip(ps, ls)}
+    decoded = {(p, lam) for _, ps, ls, _ in second.calls for p, lam in zip(ps, ls, strict=True)}
     assert decoded.isdisjoint({(r["prompt"], r["lam"]) for r in done_before})
     rows = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 9

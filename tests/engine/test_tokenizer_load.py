@@ -254,7 +254,7 @@ def test_a_copy_made_by_transformers_is_not_accepted(tmp_path, monkeypatch):
     import copy
 
     folder = _byte_level_bpe(tmp_path / "bpe")
-    monkeypatch.setattr(tokenizer_load._Prebuilt, "__deepcopy__", lambda self, memo: copy.deepcopy(self.backend))
+    monkeypatch.setattr(tokenizer_load._Prebuilt, "__deepcopy__", lambda self, _memo: copy.deepcopy(self.backend))
     assert load_stepwise(folder) is None
 
 

@@ -1,0 +1,97 @@
+"""Pinned continuations of the bundled demo model: refactoring the engine must not change a single token."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from engine.decode import compare_stream, generate_batch, stream
+from engine.steering import StyleSteeringProcessor
+from engine.types import SamplingConfig
+from styles.ngrams import count_ngrams
+from styles.prior import StylePrior
+
+pytestmark = pytest.mark.model
+
+PROMPT = "The evening air carried a quiet sense of anticipation"
+N = 12
+LAM = 0.5
+# Pinned before the engine's restructure (greedy, and sampling with the app's defaults at seed 7).
+GREEDY: dict[str, list[int]] = {
+    "paper": [28, 347, 585, 260, 1035, 6913, 282, 4174, 436, 563, 288, 325],
+    "dense": [28, 347, 260, 2240, 2585, 288, 25858, 30, 198, 198, 788, 260],
+    "budget": [28, 347, 585, 260, 1035, 705, 282, 2733, 761, 47691, 1488, 2276],
+}
+SAMPLED: dict[str, list[int]] = {
+    "paper": [28, 347, 585, 260, 12687, 23, 37860, 592, 7003, 288, 325, 3984],
+    "dense": [28, 347, 260, 2240, 436, 1361, 3396, 288, 1042, 624, 1379, 30],
+    "budget": [28, 347, 260, 2240, 6745, 288, 6185, 284, 1363, 30, 198, 198],
+}
+BUDGET_GREEDY_LAMS = [0.5, 0.379791, 0.24884, 0.5, 0.236298, 0.170197, 0.5, 0.269928,
+                       0.174347, 0.394623, 0.138214, 0.193176]
+COMPARE_SAMPLED = (
+    [28, 347, 585, 260, 1035, 6913, 282, 260, 2240, 761, 719, 17942],
+    [28, 347, 260, 2240, 6745, 288, 6185, 284, 1363, 30, 198, 198],
+)
+BATCH = [
+    [28, 347, 585, 260, 1035, 6913, 282, 260, 2240, 436, 563, 288],
+    [28, 347, 585, 260, 2240, 436, 2221, 8312, 288, 7363, 260, 11334],
+    [357, 1124, 2395, 338, 260, 2240, 314, 260, 2240, 28, 260, 2240],
+]
+BATCH_BUDGET_SAMPLED = [
+    [28, 347, 585, 260, 1035, 11424, 282, 260, 6128, 436, 563, 288],
+    [28, 347, 585, 260, 1035, 11424, 282, 260, 6128, 436, 563, 288],
+]
+
+
+@pytest.fixture(scope="module")
+def prompts_prior(demo_lm):
+    """A prior from the shipped paper prompts: no corpus needed, and sharp enough to change tokens."""
+    text = resources.files("engine").joinpath("data", "paper_prompts.txt").read_text("utf-8")
+    ids = np.array(demo_lm.tokenizer(text)["input_ids"], dtype=np.int64)
+    return StylePrior.from_counts(count_ngrams([ids], demo_lm.vocab_size), vocab_size=demo_lm.vocab_size,
+                                  tokenizer_fingerprint=demo_lm.fingerprint)
+
+
+def _tokens(gen) -> list[int]:
+    list(gen)
+    return gen.token_ids
+
+
+@pytest.mark.parametrize("mode", ["paper", "dense", "budget"])
+def test_greedy_tokens_pinned(demo_lm, prompts_prior, mode):
+    proc = StyleSteeringProcessor(prompts_prior, lam=LAM, mode=mode)
+    gen = stream(demo_lm, PROMPT, SamplingConfig(max_new_tokens=N, greedy=True), proc)
+    lams = [r.lam for r in gen]
+    assert gen.token_ids == GREEDY[mode]
+    assert lams == pytest.approx(BUDGET_GREEDY_LAMS if mode == "budget" else [LAM] * N, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["paper", "dense", "budget"])
+def test_sampled_tokens_pinned(demo_lm, prompts_prior, mode):
+    proc = StyleSteeringProcessor(prompts_prior, lam=LAM, mode=mode)
+    assert _tokens(stream(demo_lm, PROMPT, SamplingConfig(max_new_tokens=N, seed=7), proc)) == SAMPLED[mode]
+
+
+def test_compare_tokens_pinned(demo_lm, prompts_prior):
+    proc = StyleSteeringProcessor(prompts_prior, lam=LAM, mode="budget")
+    comp = compare_stream(demo_lm, PROMPT, SamplingConfig(max_new_tokens=N, seed=7), proc)
+    list(comp)
+    assert (comp.baseline.token_ids, comp.steered.token_ids) == COMPARE_SAMPLED
+
+
+def test_batch_tokens_pinned(demo_lm, prompts_prior):
+    rows = generate_batch(demo_lm, [PROMPT, PROMPT, "Listen carefully,"], [0.0, 0.3, 1.0], mode="dense",
+                          prior=prompts_prior, sampling=SamplingConfig(max_new_tokens=N, greedy=True,
+                                                                       repetition_penalty=1.0))
+    assert [r.token_ids for r in rows] == BATCH
+
+
+def test_batch_budget_sampled_tokens_pinned(demo_lm, prompts_prior):
+    sampling = SamplingConfig(max_new_tokens=N, seed=3, repetition_penalty=1.0, temperature=1.0, top_k=0, top_p=0.9)
+    rows = generate_batch(demo_lm, [PROMPT, PROMPT], [0.2, 0.9], mode="budget", prior=prompts_prior,
+                          sampling=sampling)
+    assert [r.token_ids for r in rows] == BATCH_BUDGET_SAMPLED
+    assert all(0 <= js <= 0.05 + 1e-6 for r in rows for js in r.js_bits)
