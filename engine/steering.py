@@ -97,7 +97,7 @@ class StyleSteeringProcessor(LogitsProcessor):
     Examples:
         >>> import torch
         >>> from transformers import LlamaConfig, LlamaForCausalLM, LogitsProcessorList
-        >>> from styles.importer import count_ngrams
+        >>> from styles.ngrams import count_ngrams
         >>> from styles.prior import StylePrior
         >>> _ = torch.manual_seed(0)
         >>> model = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16,

@@ -147,7 +147,8 @@ def split_priors(store: Any, name: str, lm_or_fingerprint: Any, device: Any = "c
         vocab_size = vocab_size or lm_or_fingerprint.vocab_size
     info = store.get(name) if hasattr(store, "get") else None
     if info is not None:
-        check_tokenizer(info.name, info.tokenizer_fingerprint, fingerprint, model=getattr(lm_or_fingerprint, "name", None))
+        model = getattr(lm_or_fingerprint, "name", None)
+        check_tokenizer(info.name, info.tokenizer_fingerprint, fingerprint, model=model)
         vocab_size = vocab_size or info.vocab_size
     if vocab_size is None:
         raise ValueError("vocab_size is required when a fingerprint string is given")

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 # Never needed at run time: torch's C++ tests and test libraries, command-line tools (but torch_shm_manager,
 # which `import torch` looks for), headers, CMake files, static libraries.
 # zstandard's cffi backend too: the app imports its C backend (zstandard.backend_c).
-DEVELOPER_FILES = re.compile(r"^torch/(test|include|share)/|^torch/bin/(?!torch_shm_manager$)|^torch/.*\.(h|hpp|cuh)$|\.(a|lib|pyi)$|^zstandard/_cffi"
+DEVELOPER_FILES = re.compile(r"^torch/(test|include|share)/|^torch/bin/(?!torch_shm_manager$)|^torch/.*\.(h|hpp|cuh)$"
+                             r"|\.(a|lib|pyi)$|^zstandard/_cffi"
                              r"|^torch/lib/lib(jitbackend_test|torchbind_test|aoti_custom_ops|backend_with_compiler)\.")
 
 # Only a GPU build uses these: bitsandbytes' CUDA/ROCm/XPU/MPS kernels (its CPU library stays), and any

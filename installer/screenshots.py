@@ -35,7 +35,7 @@ def settle(app, seconds: float = 0.4) -> None:
         time.sleep(0.01)
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
     parser.add_argument("--corpus", default="sherlock_holmes.txt")
@@ -44,13 +44,16 @@ def main() -> int:
     parser.add_argument("--lam", type=float, default=0.5)
     parser.add_argument("--theme", default="light", choices=("light", "dark", "system"))
     parser.add_argument("--suffix", default="", help="added to the file names, e.g. _dark")
-    args = parser.parse_args()
-    corpus = corpora_dir() / args.corpus
-    if not corpus.is_file():
-        raise SystemExit(f"screenshots: corpus not found: {corpus}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    return parser.parse_args()
 
-    from PySide6.QtCore import QSettings
+
+def _stop_on_error(win) -> None:  # type: ignore[no-untyped-def]
+    if win.errors:
+        raise SystemExit(f"screenshots: {win.errors[-1]}")
+
+
+def _open_window(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The real app (real engine, the demo model) with the chosen theme."""
     from PySide6.QtWidgets import QApplication
 
     from app.gui import resources
@@ -58,32 +61,32 @@ def main() -> int:
     from app.gui.settings import init_application_names
 
     init_application_names()
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, os.environ["STYLESTEER_HOME"])
     app = QApplication.instance() or QApplication(["stylesteer"])
     app.setWindowIcon(resources.app_icon())
     preload_engine(app)
-
     win = MainWindow(interactive=False)
     win.set_theme(args.theme)
     win.resize(1480, 900)
     win.show()
     print("screenshots: loading the model…", flush=True)
     wait(app, lambda: win.worker.model is not None or bool(win.errors), 300, "the model")
-    if win.errors:
-        raise SystemExit(f"screenshots: {win.errors[-1]}")
+    _stop_on_error(win)
+    return app, win
 
+
+def _import_style(app, win, corpus: Path, style: str) -> None:  # type: ignore[no-untyped-def]
     print(f"screenshots: importing {corpus.name}…", flush=True)
     reports: list = []
     win.styles.reportReady.connect(reports.append)
-    win.styles.start_import([corpus], style=args.style)
+    win.styles.start_import([corpus], style=style)
     wait(app, lambda: bool(reports) or bool(win.errors), 600, "the import")
-    if win.errors:
-        raise SystemExit(f"screenshots: {win.errors[-1]}")
-    wait(app, lambda: args.style in win.styles.style_names(), 30, "the style list")
-    win.styles.select(args.style)
-    win.styles.set_active(args.style)
+    _stop_on_error(win)
+    wait(app, lambda: style in win.styles.style_names(), 30, "the style list")
+    win.styles.select(style)
+    win.styles.set_active(style)
 
+
+def _shoot_main_window(app, win, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     win.controls.set_lam(args.lam)
     win.controls.max_tokens.setValue(args.tokens)
     win.editor.load_text(PROMPT)
@@ -96,8 +99,7 @@ def main() -> int:
     win.generationFinished.connect(done.append)
     win.generate()
     wait(app, lambda: bool(done) or bool(win.errors), 600, "the generation")
-    if win.errors:
-        raise SystemExit(f"screenshots: {win.errors[-1]}")
+    _stop_on_error(win)
     # Show the inspector on the token the style moved most.
     tokens = [t for t in win.editor.tokens() if t.step is not None]
     if tokens:
@@ -107,19 +109,31 @@ def main() -> int:
     win.grab().save(str(main_png))
     print(f"screenshots: wrote {main_png}", flush=True)
 
+
+def _shoot_compare(app, win, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
     print("screenshots: comparing…", flush=True)
     win.open_compare()
     win.compare_view.prompt.setPlainText(PROMPT)
     win.compare_dialog.resize(1300, 860)
     win.compare_view.run_button.click()
     wait(app, lambda: win.compare_view.summaries is not None or bool(win.errors), 900, "the comparison")
-    if win.errors:
-        raise SystemExit(f"screenshots: {win.errors[-1]}")
+    _stop_on_error(win)
     settle(app)
     compare_png = args.out / f"compare_view{args.suffix}.png"
     win.compare_dialog.grab().save(str(compare_png))
     print(f"screenshots: wrote {compare_png}", flush=True)
 
+
+def main() -> int:
+    args = _arguments()
+    corpus = corpora_dir() / args.corpus
+    if not corpus.is_file():
+        raise SystemExit(f"screenshots: corpus not found: {corpus}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    app, win = _open_window(args)
+    _import_style(app, win, corpus, args.style)
+    _shoot_main_window(app, win, args)
+    _shoot_compare(app, win, args)
     win.editor.discard_ghost()
     win.editor.document().setModified(False)
     win.close()

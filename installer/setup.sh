@@ -2,7 +2,7 @@
 # One-step set-up for StyleSteer on a fresh machine, then run something in it.
 #
 #   installer/setup.sh run [ARGS...]   set up, then start `stylesteer ARGS` (no ARGS: the app)
-#   installer/setup.sh test [ARGS...]  set up, then run the whole test suite (pytest ARGS)
+#   installer/setup.sh test [ARGS...]  set up, then lint (ruff, mypy) and run the whole test suite (pytest ARGS)
 #   installer/setup.sh env             set up only
 #
 # Creates ./.venv (or $STYLESTEER_VENV), installs PyTorch (the CPU build where no NVIDIA GPU is
@@ -57,6 +57,11 @@ case "$action" in
     ;;
   test)
     export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
+    # The house style is enforced: lint (ruff) and types (mypy on engine/ and styles/) first.
+    say "ruff check"
+    ruff check .
+    say "mypy"
+    mypy
     status=0
     python -m pytest "$@" || status=$?
     # pytest's 5 means no test ran: a failure here, never a silent pass.

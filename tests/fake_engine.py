@@ -45,8 +45,8 @@ class FakeOptions:
     load_delay_s: float = 0.05
     file_delay_s: float = 0.005
     vocab_size: int = 1000
-    context_window: int = 2048
-    library_notice: str | None = None  # what opening the library has to say (set aside, read-only)  # the fake tokenizer has one token per word (and per space run)
+    context_window: int = 2048  # the fake tokenizer has one token per word (and per space run)
+    library_notice: str | None = None  # what opening the library has to say (set aside, read-only)
     fail_generate: bool = False
     calls: list[str] = field(default_factory=list)
 
@@ -324,7 +324,7 @@ class FakeBackend:
             progress(i, total, "")
             time.sleep(self.options.token_delay_s)
         progress(total, total, "")
-        out = Path(params["out_dir"])
+        out = Path(params.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.csv").write_text("mode,lam\n", encoding="utf-8")
         return f"Finished: {total} rows. Results are in {out}."
@@ -334,14 +334,14 @@ class FakeBackend:
         self._touch("tune")
         from engine.sweep import TuneResult
 
-        lams = list(params.get("lams", (0.0, 0.1, 0.2, 0.3)))
+        lams = [0.0, 0.1, 0.2, 0.3]
         for i, lam in enumerate(lams):
             if cancel.is_set():
                 raise Cancelled()
             progress(i, len(lams), f"λ = {lam:g}")
             time.sleep(self.options.token_delay_s)
         progress(len(lams), len(lams), "done")
-        return TuneResult(style=style, mode=params.get("mode", "dense"), margin=params.get("margin", 0.25),
+        return TuneResult(style=style, mode=params.mode, margin=params.margin,
                           rows=[], proposed_lam=0.1, pareto=[])
 
 

@@ -43,7 +43,7 @@ from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
 from app.gui.settings import Settings, init_application_names
 from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
-from app.jobs.backend import Backend, ModelInfo, SteerParams
+from app.jobs.backend import Backend, ModelInfo, SteerParams, SweepParams, TuneParams
 from app.jobs.worker import JobError, Worker
 from engine.types import SamplingConfig
 
@@ -633,7 +633,7 @@ class MainWindow(QMainWindow):
                                        on_error=ended, on_cancelled=ended, on_stale_error=self.show_job_error)
 
     # --- tune --------------------------------------------------------------------------------
-    def run_tune(self, params: dict) -> int | None:
+    def run_tune(self, params: TuneParams) -> int | None:
         panel = self.tune_panel
         style = self.styles.active()
         if not style:
@@ -653,7 +653,7 @@ class MainWindow(QMainWindow):
             if error is not None:
                 self.show_job_error(error)
 
-        return self.tune_slot.start(self.worker.tune, style, dict(params),
+        return self.tune_slot.start(self.worker.tune, style, params,
                                     on_progress=lambda d, t, _s: panel.set_progress(d, t),
                                     on_done=done, on_error=ended, on_cancelled=ended,
                                     on_stale_error=self.show_job_error)
@@ -676,14 +676,14 @@ class MainWindow(QMainWindow):
         self.sweep_dialog.show()
         return self.sweep_dialog
 
-    def run_sweep(self, params: dict) -> int | None:
+    def run_sweep(self, params: SweepParams) -> int | None:
         dlg = self.sweep_dialog
         if dlg is None:
             return None
         if self.worker.model is None:
             self.show_error("No model is loaded yet.")
             return None
-        if not params.get("modes"):
+        if not params.modes:
             self.show_error("Tick at least one steering mode for the sweep.")
             return None
         dlg.set_busy(True)
@@ -699,7 +699,7 @@ class MainWindow(QMainWindow):
             if error is not None:
                 self.show_job_error(error)
 
-        return self.sweep_slot.start(self.worker.sweep, dlg.style_name, dict(params),
+        return self.sweep_slot.start(self.worker.sweep, dlg.style_name, params,
                                      on_progress=lambda d, t, _s: dlg.set_progress(d, t),
                                      on_done=done, on_error=ended, on_cancelled=ended,
                                      on_stale_error=self.show_job_error)

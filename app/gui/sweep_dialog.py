@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.style_panel import eta_text, push_button
+from app.jobs.backend import SweepParams
 from engine.types import MODES
 
 PAPER_LAMS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0"
@@ -30,7 +30,7 @@ PAPER_LAMS = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 
 class SweepDialog(QDialog):
     """Asks for a sweep, shows its progress; the worker does the decoding."""
 
-    runRequested = Signal(dict)
+    runRequested = Signal(object)  # SweepParams
     cancelRequested = Signal()
 
     def __init__(self, style: str, default_out: Path, parent: QWidget | None = None) -> None:
@@ -114,10 +114,11 @@ class SweepDialog(QDialog):
         if folder:
             self.out.setText(folder)
 
-    def params(self) -> dict[str, Any]:
-        return {"modes": [m for m, b in self.mode_boxes.items() if b.isChecked()], "lams": self.lams.text(),
-                "max_new_tokens": self.tokens.value(), "sample": self.sample.isChecked(),
-                "prompt_baseline": self.baseline.text().strip() or None, "out_dir": self.out.text().strip()}
+    def params(self) -> SweepParams:
+        return SweepParams(out_dir=Path(self.out.text().strip()).expanduser(),
+                           modes=tuple(m for m, b in self.mode_boxes.items() if b.isChecked()),
+                           lams=self.lams.text(), max_new_tokens=self.tokens.value(), sample=self.sample.isChecked(),
+                           prompt_baseline=self.baseline.text().strip() or None)
 
     def _run(self) -> None:
         self.runRequested.emit(self.params())

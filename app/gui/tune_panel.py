@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, Signal, Slot
@@ -21,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.jobs.backend import TuneParams
 from engine.plots import draw_pareto, repetitive
 from engine.sweep import TuneResult
 from engine.types import MODES
@@ -34,7 +33,7 @@ class TunePanel(QWidget):
     feeds back `set_progress`, then `show_result`. `cancelRequested` asks the worker to stop.
     """
 
-    runRequested = Signal(dict)
+    runRequested = Signal(object)  # TuneParams
     cancelRequested = Signal()
     lambdaApplied = Signal(float)
     modeApplied = Signal(str)  # emitted just before lambdaApplied: the mode the proposal was tuned in
@@ -121,10 +120,10 @@ class TunePanel(QWidget):
         self._draw_empty()
 
     # --- what the app feeds in ------------------------------------------------------------------
-    def params(self) -> dict[str, Any]:
-        """The keyword arguments for engine.sweep.tune that the controls hold."""
-        return {"mode": self.mode_box.currentText(), "margin": float(self.margin_box.value()),
-                "n_prompts": int(self.prompts_box.value()), "max_new_tokens": int(self.tokens_box.value())}
+    def params(self) -> TuneParams:
+        """What the controls hold, for engine.sweep.tune."""
+        return TuneParams(mode=self.mode_box.currentText(), margin=float(self.margin_box.value()),
+                          n_prompts=int(self.prompts_box.value()), max_new_tokens=int(self.tokens_box.value()))
 
     @Slot(str)
     def set_style(self, name: str) -> None:

@@ -57,6 +57,29 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class TuneParams:
+    """What the Tune λ panel asks for: a small sweep for one style (engine.sweep.tune)."""
+
+    mode: str = DEFAULT_MODE
+    margin: float = 0.25  # how much fluency (base PPL) may be given up, as a fraction
+    n_prompts: int = 4
+    max_new_tokens: int = 48
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    """What the full sweep dialog asks for (the paper's protocol unless changed)."""
+
+    out_dir: Path
+    modes: tuple[str, ...] = ("paper",)
+    lams: str = ""  # '0,0.1,...'; empty: the paper's 14
+    max_new_tokens: int = 256
+    sample: bool = False
+    prompt_baseline: str | None = None
+    budget_bits: float = DEFAULT_BUDGET_BITS
+
+
+@dataclass(frozen=True)
 class StyleInfo:
     name: str
     documents: int
@@ -144,9 +167,9 @@ class Backend(Protocol):
     def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                 cancel: threading.Event) -> CompareLike: ...
     def set_lam(self, lam: float) -> None: ...
-    def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+    def tune(self, style: str, params: TuneParams, *, progress: ProgressFn,
              cancel: threading.Event) -> Any: ...
-    def sweep(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+    def sweep(self, style: str, params: SweepParams, *, progress: ProgressFn,
               cancel: threading.Event) -> str: ...
 
 

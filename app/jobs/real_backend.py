@@ -16,9 +16,11 @@ from app.jobs.backend import (
     SteerParams,
     StyleDetails,
     StyleInfo,
+    SweepParams,
+    TuneParams,
     UserFacingError,
 )
-from engine.types import DEFAULT_BUDGET_BITS, SamplingConfig
+from engine.types import SamplingConfig
 
 
 class RealBackend:
@@ -289,18 +291,19 @@ class RealBackend:
         if proc is not None:
             proc.lam = max(0.0, min(1.0, float(lam)))
 
-    def sweep(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+    def sweep(self, style: str, params: SweepParams, *, progress: ProgressFn,
               cancel: threading.Event) -> str:
         return _run_sweep(self, style, params, progress, cancel)
 
-    def tune(self, style: str, params: dict[str, Any], *, progress: ProgressFn,
+    def tune(self, style: str, params: TuneParams, *, progress: ProgressFn,
              cancel: threading.Event) -> Any:
         from engine import sweep
 
         lm = self._need_model("tune λ")
         self.prior(style)  # a clear message for a missing or mismatched style
         try:
-            return sweep.tune(lm, self._need_store(), style, **params,
+            return sweep.tune(lm, self._need_store(), style, mode=params.mode, margin=params.margin,
+                              n_prompts=params.n_prompts, max_new_tokens=params.max_new_tokens,
                               progress=lambda done, total: progress(done, total, ""), cancel=cancel)
         except (ValueError, TypeError) as exc:
             raise UserFacingError(f"Cannot tune λ: {exc}") from exc
@@ -312,7 +315,7 @@ def _sweep_summary(outcome: Any, out_dir: Path, plots: list[Path]) -> str:
             f"in {outcome.seconds:.0f} s. Results, {len(plots)} figure(s) and report.md are in {out_dir}.")
 
 
-def _run_sweep(backend_self: RealBackend, style: str, params: dict[str, Any], progress: ProgressFn,
+def _run_sweep(backend_self: RealBackend, style: str, params: SweepParams, progress: ProgressFn,
                cancel: threading.Event) -> str:
     from engine import sweep
     from engine.plots import plot_dir, write_report
@@ -320,19 +323,17 @@ def _run_sweep(backend_self: RealBackend, style: str, params: dict[str, Any], pr
     lm = backend_self._need_model("run a sweep")
     backend_self.prior(style)  # a clear message for a missing or mismatched style
     try:
-        lams = sweep.parse_lams(str(params.get("lams") or "")) if params.get("lams") else list(sweep.PAPER_LAMS)
-        modes = list(params.get("modes") or ["paper"])
-        tokens = int(params.get("max_new_tokens", 256))
-        out_dir = Path(params["out_dir"]).expanduser()
+        lams = sweep.parse_lams(params.lams) if params.lams.strip() else list(sweep.PAPER_LAMS)
+        modes = list(params.modes) or ["paper"]
+        tokens = params.max_new_tokens
+        out_dir = Path(params.out_dir).expanduser()
         steer, held = sweep.split_priors(backend_self._need_store(), style, lm, lm.device)
-        budget = float(params.get("budget_bits", DEFAULT_BUDGET_BITS))
-        engine_backend = sweep.EngineBackend(lm, steer, held,
-                                             sweep.sampling_config(tokens, bool(params.get("sample"))),
-                                             budget_bits=budget)
+        engine_backend = sweep.EngineBackend(lm, steer, held, sweep.sampling_config(tokens, params.sample),
+                                             budget_bits=params.budget_bits)
         config = {"style": style, "model": lm.name, "max_new_tokens": tokens,
-                  "sample": bool(params.get("sample")), "budget_bits": budget}
+                  "sample": params.sample, "budget_bits": params.budget_bits}
         outcome = sweep.run_sweep(engine_backend, out_dir, prompts=sweep.default_prompts(), lams=lams,
-                                  modes=modes, config=config, prompt_baseline=params.get("prompt_baseline"),
+                                  modes=modes, config=config, prompt_baseline=params.prompt_baseline,
                                   max_new_tokens=tokens, progress=lambda d, t: progress(d, t, ""),
                                   cancel=cancel)
     except (ValueError, OSError) as exc:  # SweepConfigError is a ValueError

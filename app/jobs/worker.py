@@ -29,6 +29,8 @@ from app.jobs.backend import (
     ModelInfo,
     SteerParams,
     StyleInfo,
+    SweepParams,
+    TuneParams,
     UserFacingError,
 )
 from engine.types import SamplingConfig
@@ -400,11 +402,11 @@ class Worker(QObject):
 
         return self.submit(kind, job, **callbacks)
 
-    def sweep(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
+    def sweep(self, style: str, params: SweepParams, **callbacks: Any) -> int:
         return self.submit("sweep", lambda ctx: ctx.backend.sweep(
             style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
 
-    def tune(self, style: str, params: dict[str, Any], **callbacks: Any) -> int:
+    def tune(self, style: str, params: TuneParams, **callbacks: Any) -> int:
         return self.submit("tune", lambda ctx: ctx.backend.tune(
             style, params, progress=ctx.progress, cancel=ctx.cancel), **callbacks)
 

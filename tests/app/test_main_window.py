@@ -13,6 +13,7 @@ from app.gui import autosave
 from app.gui.main_window import MainWindow
 from app.gui.model_dialog import ModelChoice
 from app.gui.settings import Settings
+from app.jobs.backend import TuneParams
 
 
 def _generate_and_wait(qtbot, win: MainWindow) -> None:
@@ -344,7 +345,7 @@ def test_tune_dock_is_wired_when_present(qtbot, window: MainWindow, fake_backend
     window.styles.set_active("s")
     results = []
     window.tune_panel.show_result = results.append  # the panel's own drawing is tested with the panel
-    job = window.run_tune({"mode": "dense", "margin": 0.25, "n_prompts": 1, "max_new_tokens": 8})
+    job = window.run_tune(TuneParams(mode="dense", margin=0.25, n_prompts=1, max_new_tokens=8))
     assert job is not None
     qtbot.waitUntil(lambda: bool(results), timeout=5000)
     assert results[0].proposed_lam == pytest.approx(0.1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.gui.tune_panel import TunePanel
+from app.jobs.backend import TuneParams
 from engine.sweep import tune_from_rows
 
 
@@ -34,7 +35,7 @@ def test_run_emits_the_tune_arguments(panel, qtbot) -> None:
     panel.tokens_box.setValue(32)
     with qtbot.waitSignal(panel.runRequested, timeout=1000) as blocker:
         panel.run_button.click()
-    assert blocker.args == [{"mode": "budget", "margin": 0.5, "n_prompts": 3, "max_new_tokens": 32}]
+    assert blocker.args == [TuneParams(mode="budget", margin=0.5, n_prompts=3, max_new_tokens=32)]
 
 
 def test_busy_progress_result_and_apply(panel, qtbot) -> None:
