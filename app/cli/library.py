@@ -59,31 +59,28 @@ def _register_reading(ss: argparse._SubParsersAction) -> None:
     show.set_defaults(func=cmd_show)
 
 
+# name, help, positional arguments, handler; options are added below where a command has them.
+_MANAGING = (
+    ("rename", "rename a style", ("old:OLD", "new:NEW"), "cmd_rename"),
+    ("delete", "delete a style", ("name:NAME",), "cmd_delete"),
+    ("remove-doc", "remove one document (by path or SHA-256) from a style", ("name:NAME", "doc:PATH|SHA"),
+     "cmd_remove_doc"),
+    ("export", "write one style to a single file another user can import", ("name:NAME", "file:FILE"), "cmd_export"),
+    ("import-file", "add a style from a file made by `styles export`", ("file:FILE",), "cmd_import_file"),
+)
+
+
 def _register_managing(ss: argparse._SubParsersAction) -> None:
-    ren = ss.add_parser("rename", help="rename a style")
-    ren.add_argument("old", metavar="OLD")
-    ren.add_argument("new", metavar="NEW")
-    ren.set_defaults(func=cmd_rename)
-
-    dele = ss.add_parser("delete", help="delete a style")
-    dele.add_argument("name", metavar="NAME")
-    dele.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    dele.set_defaults(func=cmd_delete)
-
-    rm = ss.add_parser("remove-doc", help="remove one document (by path or SHA-256) from a style")
-    rm.add_argument("name", metavar="NAME")
-    rm.add_argument("doc", metavar="PATH|SHA")
-    rm.set_defaults(func=cmd_remove_doc)
-
-    exp = ss.add_parser("export", help="write one style to a single file another user can import")
-    exp.add_argument("name", metavar="NAME")
-    exp.add_argument("file", metavar="FILE")
-    exp.set_defaults(func=cmd_export)
-
-    imf = ss.add_parser("import-file", help="add a style from a file made by `styles export`")
-    imf.add_argument("file", metavar="FILE")
-    imf.add_argument("--name", default=None, help="store it under this name instead")
-    imf.set_defaults(func=cmd_import_file)
+    parsers = {}
+    for name, help_text, positionals, handler in _MANAGING:
+        sub = ss.add_parser(name, help=help_text)
+        for spec in positionals:
+            dest, metavar = spec.split(":", 1)
+            sub.add_argument(dest, metavar=metavar)
+        sub.set_defaults(func=globals()[handler])
+        parsers[name] = sub
+    parsers["delete"].add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    parsers["import-file"].add_argument("--name", default=None, help="store it under this name instead")
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

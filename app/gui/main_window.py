@@ -499,12 +499,7 @@ class MainWindow(QMainWindow):
         view.setReadOnly(True)
         view.setAccessibleName("Context text")
         lay.addWidget(view, 1)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dlg.reject)
-        lay.addWidget(buttons)
-        dlg.resize(760, 560)
-        dlg.open()
-        return dlg
+        return _show_with_close(dlg, lay, 760, 560)
 
     def _stream_prompt(self, prompt: str, sampling: SamplingConfig) -> int:
         if sampling.seed is not None:
@@ -642,21 +637,7 @@ class MainWindow(QMainWindow):
         if self.worker.model is None:
             self.show_error("No model is loaded yet.")
             return None
-        panel.set_busy(True)
-
-        def done(result: Any) -> None:
-            panel.set_busy(False)
-            panel.show_result(result)
-
-        def ended(error: JobError | None = None) -> None:
-            panel.set_busy(False)
-            if error is not None:
-                self.show_job_error(error)
-
-        return self.tune_slot.start(self.worker.tune, style, params,
-                                    on_progress=lambda d, t, _s: panel.set_progress(d, t),
-                                    on_done=done, on_error=ended, on_cancelled=ended,
-                                    on_stale_error=self.show_job_error)
+        return self._run_panel_job(self.tune_slot, self.worker.tune, style, params, panel)
 
     # --- full sweep ----------------------------------------------------------------------------
     def open_sweep(self) -> QDialog | None:
@@ -686,23 +667,29 @@ class MainWindow(QMainWindow):
         if not params.modes:
             self.show_error("Tick at least one steering mode for the sweep.")
             return None
-        dlg.set_busy(True)
+        return self._run_panel_job(self.sweep_slot, self.worker.sweep, dlg.style_name, params, dlg,
+                                   cancelled_text="Cancelled.")
 
-        def done(text: str) -> None:
-            dlg.set_busy(False)
-            dlg.show_result(text)
-            self.statusBar().showMessage(text.split(".")[0], 8000)
+    def _run_panel_job(self, slot: JobSlot, launch: Any, style: str, params: Any, panel: Any,
+                       cancelled_text: str | None = None) -> int:
+        """A tune or sweep job shown in its panel: busy while it runs, its result or error after."""
+        panel.set_busy(True)
+
+        def done(result: Any) -> None:
+            panel.set_busy(False)
+            panel.show_result(result)
+            if isinstance(result, str):
+                self.statusBar().showMessage(result.split(".")[0], 8000)
 
         def ended(error: JobError | None = None) -> None:
-            dlg.set_busy(False)
-            dlg.show_result(error.message if error is not None else "Cancelled.")
+            panel.set_busy(False)
+            if cancelled_text is not None:
+                panel.show_result(error.message if error is not None else cancelled_text)
             if error is not None:
                 self.show_job_error(error)
 
-        return self.sweep_slot.start(self.worker.sweep, dlg.style_name, params,
-                                     on_progress=lambda d, t, _s: dlg.set_progress(d, t),
-                                     on_done=done, on_error=ended, on_cancelled=ended,
-                                     on_stale_error=self.show_job_error)
+        return slot.start(launch, style, params, on_progress=lambda d, t, _s: panel.set_progress(d, t),
+                          on_done=done, on_error=ended, on_cancelled=ended, on_stale_error=self.show_job_error)
 
     # --- files (the document controller does the work) -------------------------------------------
     @property
@@ -778,12 +765,7 @@ class MainWindow(QMainWindow):
         table.resizeColumnsToContents()
         table.horizontalHeader().setStretchLastSection(True)
         lay.addWidget(table)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(dlg.reject)
-        lay.addWidget(buttons)
-        dlg.resize(520, 420)
-        dlg.open()
-        return dlg
+        return _show_with_close(dlg, lay, 520, 420)
 
     def show_about(self) -> None:
         from app import __version__
@@ -827,6 +809,16 @@ class MainWindow(QMainWindow):
         self.worker.shutdown()
         self.doc.close()  # a clean exit: this window's draft is not needed any more
         event.accept()
+
+
+def _show_with_close(dlg: QDialog, lay: QVBoxLayout, width: int, height: int) -> QDialog:
+    """A Close button under the dialog's content; shown without blocking the window."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dlg.reject)
+    lay.addWidget(buttons)
+    dlg.resize(width, height)
+    dlg.open()
+    return dlg
 
 
 def data_folder_problem() -> str | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +109,6 @@ class RealBackend:
     def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
                      cancel: threading.Event) -> ImportReport:
         from styles import importer
-        from styles.store import StyleError
 
         lm = self._need_model("import (styles are counted with the model's tokenizer)")
         store = self._need_store()
@@ -120,11 +120,9 @@ class RealBackend:
             label = f"{Path(p.current_path).name} · {p.files_done} of {p.files_total} files · {p.tokens:,} tokens"
             progress(int(p.bytes_done), max(1, int(p.bytes_total)), label)
 
-        try:
+        with _style_errors():
             rep = importer.import_paths(store, style, list(paths), lm.tokenizer, progress=on_progress,
                                         cancel=cancel, fingerprint=lm.fingerprint)
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         if rep.cancelled:
             raise Cancelled()
         self._forget(style)
@@ -142,59 +140,40 @@ class RealBackend:
 
     def rebuild_style(self, style: str, *, progress: ProgressFn, cancel: threading.Event) -> None:
         from styles import importer
-        from styles.store import StyleError
 
         lm = self._need_model("rebuild a style")
 
         def on_progress(p: Any) -> None:
             progress(int(p.bytes_done), max(1, int(p.bytes_total)), Path(p.current_path).name)
 
-        try:
+        with _style_errors():
             rep = importer.rebuild(self._need_store(), style, lm.tokenizer, progress=on_progress, cancel=cancel,
                                    fingerprint=lm.fingerprint)
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         if rep.cancelled:
             raise Cancelled()
         self._forget(style)
 
     def rename_style(self, old: str, new: str) -> None:
-        from styles.store import StyleError
-
-        try:
+        with _style_errors():
             self._need_store().rename(old, new)
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         self._forget(old)
 
     def delete_style(self, style: str) -> None:
-        from styles.store import StyleError
-
-        try:
+        with _style_errors():
             self._need_store().delete(style)
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         self._forget(style)
 
     def style_details(self, style: str) -> StyleDetails:
-        from styles.store import StyleError
-
         store = self._need_store()
-        try:
+        with _style_errors():
             info = store.get(style)
             docs = [(d.sha256, d.path, int(d.n_tokens)) for d in store.documents(style)]
             skipped = [(k.path, k.reason) for k in store.skipped(style)]
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         return StyleDetails(info.name, docs, skipped, dict(info.ngrams))
 
     def remove_document(self, style: str, sha256: str) -> None:
-        from styles.store import StyleError
-
-        try:
+        with _style_errors():
             self._need_store().remove_document(style, sha256)
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         self._forget(style)
 
     def export_style(self, style: str, file: Path) -> Path:
@@ -219,20 +198,14 @@ class RealBackend:
     def prior(self, style: str) -> Any:
         """The style's prior for the loaded model, built once and cached."""
         from styles.errors import check_tokenizer
-        from styles.store import StyleError
-
         lm = self._need_model("steer")
         store = self._need_store()
-        try:
+        with _style_errors():
             info = store.get(style)
-        except StyleError as exc:
-            raise UserFacingError(str(exc)) from exc
         key = (info.name, lm.fingerprint, info.updated_at)
         if key not in self._priors:
-            try:
+            with _style_errors():
                 check_tokenizer(info.name, info.tokenizer_fingerprint, lm.fingerprint, model=lm.name)
-            except StyleError as exc:
-                raise UserFacingError(str(exc)) from exc
             self._forget(info.name)
             self._priors[key] = store.load_prior(info.name, device=str(lm.device))
         return self._priors[key]
@@ -351,6 +324,17 @@ def _short_tokenizer(name: str) -> str:
     if len(parts) > 2:
         return "/".join(parts[-2:])
     return str(name)
+
+
+@contextlib.contextmanager
+def _style_errors() -> Iterator[None]:
+    """Style-library errors are the user's to act on: one line, never a traceback."""
+    from styles.errors import StyleError
+
+    try:
+        yield
+    except StyleError as exc:
+        raise UserFacingError(str(exc)) from exc
 
 
 def _capital(s: str) -> str:
