@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:  # Qt's own abort names the wrong package; name the right ones instead
             print(f"stylesteer: error: {problem}", file=sys.stderr)
             return 2
-        from app.gui.main_window import run_gui
+        from app.gui.startup import run_gui
 
         return run_gui(model=args.model)
     from app.cli import run

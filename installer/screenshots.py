@@ -57,8 +57,9 @@ def _open_window(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from PySide6.QtWidgets import QApplication
 
     from app.gui import resources
-    from app.gui.main_window import MainWindow, preload_engine
+    from app.gui.main_window import MainWindow
     from app.gui.settings import init_application_names
+    from app.gui.startup import preload_engine
 
     init_application_names()
     app = QApplication.instance() or QApplication(["stylesteer"])

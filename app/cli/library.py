@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from app.cli.common import UserError, open_store, say
-from app.units import format_bytes
+from app.display import format_bytes, short_tokenizer_name
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -244,9 +244,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _short_tokenizer(info: Any) -> str:
-    name = info.tokenizer_name.rstrip("/").split("/")[-1] or info.tokenizer_name
-    return f"{name} ({info.tokenizer_fingerprint[:8]})"
-
+    return f"{short_tokenizer_name(info.tokenizer_name)} ({info.tokenizer_fingerprint[:8]})"
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_store() as store:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.units import format_bytes
+from app.display import format_bytes
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from app.display import short_tokenizer_name
 from app.jobs.backend import (
     Cancelled,
     ImportReport,
@@ -102,7 +103,7 @@ class RealBackend:
         store = self._need_store()
         fp = self.lm.fingerprint if self.lm is not None else None
         return [StyleInfo(name=s.name, documents=s.n_documents, tokens=s.n_tokens,
-                          tokenizer=_short_tokenizer(s.tokenizer_name), fingerprint=s.tokenizer_fingerprint,
+                          tokenizer=short_tokenizer_name(s.tokenizer_name), fingerprint=s.tokenizer_fingerprint,
                           compatible=fp is None or s.tokenizer_fingerprint == fp)
                 for s in store.list_styles()]
 
@@ -316,14 +317,6 @@ def _run_sweep(backend_self: RealBackend, style: str, params: SweepParams, progr
         plots = plot_dir(out_dir)
         write_report(out_dir, plots=plots)
     return _sweep_summary(outcome, out_dir, plots)
-
-
-def _short_tokenizer(name: str) -> str:
-    """A tokenizer's source path shortened to what identifies it."""
-    parts = [p for p in str(name).replace("\\", "/").split("/") if p]
-    if len(parts) > 2:
-        return "/".join(parts[-2:])
-    return str(name)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,8 @@ MAX_STALL_MS = 50.0
 
 
 def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
-    from app.gui.main_window import MainWindow, preload_engine
+    from app.gui.main_window import MainWindow
+    from app.gui.startup import preload_engine
 
     t0 = time.perf_counter()
     preload_engine(None)  # as run_gui does before the window exists

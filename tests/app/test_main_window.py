@@ -395,7 +395,7 @@ def test_run_gui_opens_the_window_on_the_demo_model(qtbot, monkeypatch, fake_bac
     """`stylesteer` with no arguments: run_gui builds the window, loads the demo model, exits cleanly."""
     import sys
 
-    import app.gui.main_window as mw
+    import app.gui.startup as mw
     import app.jobs.real_backend
 
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run_gui installs its own; put it back after
@@ -464,7 +464,7 @@ def test_a_stale_alternative_is_refused(qtbot, window: MainWindow) -> None:
 def test_the_excepthook_shows_errors(qtbot, window: MainWindow, monkeypatch) -> None:
     import sys
 
-    from app.gui.main_window import _install_excepthook
+    from app.gui.startup import _install_excepthook
 
     monkeypatch.setattr(sys, "excepthook", lambda *a: None)
     _install_excepthook([window])
@@ -487,7 +487,7 @@ def test_window_stays_responsive_while_a_busy_engine_streams(qtbot, fake_backend
     from app.jobs.backend import StyleInfo
     from tests.app.heartbeat import Heartbeat
 
-    # As the app does after start-up (main_window.preload_engine): long-lived objects out of the
+    # As the app does after start-up (startup.preload_engine): long-lived objects out of the
     # cyclic collector's sight, so a full collection does not stall the GUI for ~100 ms.
     gc.collect()
     gc.freeze()

@@ -104,7 +104,7 @@ def test_gui_never_stalls_while_the_worker_streams(qtbot) -> None:
     from app.gui.editor import Editor
 
     gc.collect()
-    gc.freeze()  # as the app does after start-up (main_window.preload_engine)
+    gc.freeze()  # as the app does after start-up (startup.preload_engine)
     backend = FakeBackend(FakeOptions(token_delay_s=0.0, cpu_ms_per_token=8.0, load_delay_s=0.0))
     worker = Worker(backend)
     editor = Editor()
