@@ -52,3 +52,23 @@ def demo_lm():
 @pytest.fixture(scope="session")
 def demo_tokenizer(demo_lm):
     return demo_lm.tokenizer
+
+
+def bpe_build_ms(source: str | Path) -> float:
+    """How long this machine takes to build the model folder's BPE tokenizer model: one call into the
+    tokenizers library that holds the GIL and cannot be split (about 20 ms on one x86-64 CPU, 90 ms on
+    another). GUI-stall bounds for model loading are set against it, measured side by side."""
+    import json
+    import time
+
+    from tokenizers.models import BPE
+
+    model = json.loads((Path(source) / "tokenizer.json").read_text(encoding="utf-8"))["model"]
+    pairs = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    options = {k: v for k, v in model.items() if k not in ("type", "vocab", "merges") and v is not None}
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.perf_counter()
+        BPE(model["vocab"], pairs, **options)
+        best = min(best, (time.perf_counter() - t0) * 1000)
+    return best
