@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.errors: list[str] = []
         self._open_boxes: set[str] = set()  # messages shown in a dialog that is still open
+        self._data_folder_problem: str | None = None
         if backend is None:
             from app.jobs.real_backend import RealBackend
 
@@ -87,7 +88,7 @@ class MainWindow(QMainWindow):
         self.worker.unhandledError.connect(self.show_job_error)
         self.worker.notice.connect(lambda line: self.statusBar().showMessage(line, 8000))
         self.worker.modelLoaded.connect(self._on_model_loaded)
-        self.worker.libraryNotice.connect(lambda text: self.show_error(text, title="Style library"))
+        self.worker.libraryNotice.connect(self._on_library_notice)
 
         self.setWindowTitle("StyleSteer")
         self.setWindowIcon(resources.app_icon())
@@ -115,7 +116,8 @@ class MainWindow(QMainWindow):
         if hasattr(hints, "colorSchemeChanged"):
             hints.colorSchemeChanged.connect(lambda _s: self._apply_theme(self.settings.theme()))
         self._restore_layout()
-        self.doc.report_data_folder(data_folder_problem())
+        self._data_folder_problem = data_folder_problem()
+        self.doc.report_data_folder(self._data_folder_problem)
         self._update_title()
         self._update_actions()
         self.editor.setFocus()  # a writing app starts where you write
@@ -357,6 +359,13 @@ class MainWindow(QMainWindow):
         else:
             self.show_error(f"Something went wrong ({error.kind}): {error.message}", error.details,
                             "StyleSteer: unexpected error")
+
+    def _on_library_notice(self, text: str) -> None:
+        """Said once; a read-only library in a data folder already said to be unwritable is not news."""
+        if self._data_folder_problem is not None and "read-only" in text:
+            self.statusBar().showMessage(text, 10000)
+            return
+        self.show_error(text, title="Style library")
 
     # --- model ---------------------------------------------------------------------------------
     def model_choice(self) -> ModelChoice:

@@ -318,3 +318,17 @@ def test_an_import_waiting_for_another_says_so(qtbot, window: MainWindow) -> Non
     panel._on_progress(50, 200, "a.txt · 1 of 2 files · 120 tokens")
     assert panel.progress.format() == "%p%" and panel.eta.text().startswith("a.txt · 1 of 2 files")
     panel._set_running(False)
+
+
+def test_a_read_only_library_in_an_unwritable_folder_is_not_said_twice(
+        qtbot, fake_backend, tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("STYLESTEER_HOME", str(blocker / "home"))
+    fake_backend.options.library_notice = "The style library at X is read-only: the folder cannot be written."
+    win = MainWindow(fake_backend, interactive=False, autoload=False)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: bool(win.errors), timeout=5000)
+    qtbot.wait(300)
+    assert len(win.errors) == 1 and "cannot be written" in win.errors[0]
+    win.close()
