@@ -79,15 +79,22 @@ class Draft:
 
 
 def _read(folder: Path, draft_id: str) -> tuple[str, str | None, float] | None:
+    """(text, file it belongs to, when); damaged metadata never hides the text itself."""
+    txt = folder / f"{draft_id}.txt"
     try:
-        text = (folder / f"{draft_id}.txt").read_text(encoding="utf-8")
-        meta = json.loads((folder / f"{draft_id}.json").read_text(encoding="utf-8"))
+        text = txt.read_text(encoding="utf-8")
+        saved_at = txt.stat().st_mtime
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict):
-        return None
-    path = meta.get("path")
-    return text, path if isinstance(path, str) else None, float(meta.get("saved_at", 0.0) or 0.0)
+    path: str | None = None
+    try:
+        meta = json.loads((folder / f"{draft_id}.json").read_text(encoding="utf-8"))
+        if isinstance(meta, dict):
+            path = meta.get("path") if isinstance(meta.get("path"), str) else None
+            saved_at = float(meta.get("saved_at", saved_at) or saved_at)
+    except (OSError, ValueError, TypeError):
+        pass
+    return text, path, saved_at
 
 
 def orphans(folder: Path | None = None) -> list[Draft]:
@@ -98,7 +105,7 @@ def orphans(folder: Path | None = None) -> list[Draft]:
     """
     folder = folder or autosave_dir()
     try:
-        ids = sorted({p.stem for p in folder.glob("*.json")})
+        ids = sorted({p.stem for p in folder.glob("*.txt")})  # the text is what matters
     except OSError:
         return []
     found: list[Draft] = []
@@ -167,6 +174,7 @@ class DraftSlot:
         """Save the draft; raises OSError (the window says so once)."""
         if self._lock is None:
             raise OSError(self.problem or "autosave is off")
+        self._written = True  # before writing: a half-written slot is still cleared on close
         _atomic_write(self.folder / f"{self.draft_id}.txt", text)
         _atomic_write(self.folder / f"{self.draft_id}.json",
                       json.dumps({"path": path, "saved_at": time.time(), "pid": os.getpid()}))
@@ -176,7 +184,7 @@ class DraftSlot:
         """The text is safe elsewhere (saved, or a clean close): the draft goes, the lock stays."""
         if not self._written:
             return
-        for suffix in (".json", ".txt"):  # metadata first: a half-cleared draft is never listed
+        for suffix in (".txt", ".json"):  # text first: a half-cleared draft is never offered
             with contextlib.suppress(OSError):
                 (self.folder / f"{self.draft_id}{suffix}").unlink()
         self._written = False

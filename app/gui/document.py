@@ -182,7 +182,7 @@ class DocumentController(QObject):
 
     def _on_edited(self) -> None:
         """Typing schedules a draft: after a short pause, and at least every INTERVAL_MS."""
-        if not self.modified():
+        if not self.modified() or self.editor._ours:  # (the editor adding or removing a suggestion)
             return
         now = time.monotonic()
         if self._dirty_since is None:
@@ -202,6 +202,7 @@ class DocumentController(QObject):
             self.draft.write(text, str(self.path) if self.path else None)
         except OSError as exc:
             message = f"Autosave failed: {exc.strerror or exc}. Save your text with Ctrl+S."
+            self._dirty_since = time.monotonic()  # retry at the next pause or interval, not every key
             if message != self._autosave_problem:  # said once, not every few seconds
                 self._autosave_problem = message
                 self.host.statusBar().showMessage(message, 10000)
@@ -228,11 +229,14 @@ class DocumentController(QObject):
         drafts = autosave.orphans(self.draft.folder)
         restored = False
         for i, draft in enumerate(drafts):
+            if restored:  # one text per window: the others wait for the menu or the next start
+                draft.release()
+                continue
             if accept is None:
                 choice = self._ask_recover(draft)
             else:
                 choice = "later" if i > 0 else ("recover" if accept else "discard")
-            if choice == "recover" and not restored:
+            if choice == "recover":
                 restored = self._recover(draft)
             elif choice == "discard":
                 draft.discard()

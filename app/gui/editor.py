@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QContextMenuEvent,
     QFont,
+    QInputMethodEvent,
     QKeyEvent,
     QKeySequence,
     QMouseEvent,
@@ -234,9 +236,17 @@ class Editor(QPlainTextEdit):
     def ghost_text(self) -> str:
         return self._ghost_text
 
+    def full_text(self) -> str:
+        """Everything in the document (a suggestion included), character for character.
+
+        toPlainText() would turn a no-break space into a space and U+2028 into a newline, so a
+        file saved from it would silently change; the raw text only marks paragraphs, as U+2029.
+        """
+        return self.document().toRawText().replace("\u2029", "\n")
+
     def text(self) -> str:
         """The document as the user wrote it: never includes a pending suggestion."""
-        full = self.toPlainText()
+        full = self.full_text()
         if self._ghost_start is None:
             return full
         enc = full.encode("utf-16-le")
@@ -246,14 +256,14 @@ class Editor(QPlainTextEdit):
     def text_before_cursor(self) -> str:
         """What the user wrote before the cursor (a pending suggestion left out)."""
         pos = self._ghost_start if self._ghost_start is not None else self.textCursor().position()
-        return u16prefix(self.toPlainText(), pos)
+        return u16prefix(self.full_text(), pos)
 
     def prompt_text(self) -> str:
         """Text the model continues: everything before the cursor (and any suggestion so far).
 
         All of it: the worker cuts it to the model's window by tokens, at a paragraph, sentence or
         word start (engine.context), and says so."""
-        full = self.toPlainText()
+        full = self.full_text()
         if self._ghost_start is not None:
             end = self._ghost_start + u16len(self._ghost_text)
         else:
@@ -562,10 +572,34 @@ class Editor(QPlainTextEdit):
         super().keyPressEvent(event)
 
     def insertFromMimeData(self, source: QMimeData) -> None:
-        if self._ghost_start is not None:
-            self.stopRequested.emit()
-            self.discard_ghost()
+        self.dismiss_ghost()
         super().insertFromMimeData(source)
+
+    def dismiss_ghost(self) -> bool:
+        """Stop the stream and take the suggestion away before an edit that is not a key press."""
+        if self._ghost_start is None:
+            return False
+        self.stopRequested.emit()
+        self.discard_ghost()
+        return True
+
+    def cut(self) -> None:
+        self.dismiss_ghost()
+        super().cut()
+
+    def paste(self) -> None:
+        self.dismiss_ghost()
+        super().paste()
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        # The menu's Cut, Paste and Delete edit the document without a key press.
+        self.dismiss_ghost()
+        super().contextMenuEvent(event)
+
+    def inputMethodEvent(self, event: QInputMethodEvent) -> None:
+        if event.commitString() or event.preeditString():
+            self.dismiss_ghost()
+        super().inputMethodEvent(event)
 
     def undo(self) -> None:
         if self.discard_ghost():

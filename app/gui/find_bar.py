@@ -126,12 +126,11 @@ class FindBar(QWidget):
         self.message.emit(text)
 
     def _prepare(self) -> tuple[str, re.Pattern[str]] | None:
-        if self.editor.has_ghost():
-            self.editor.discard_ghost()
+        self.editor.dismiss_ghost()  # stops a stream too: no suggestion lands on a match
         pattern = self.pattern()
         if pattern is None:
             return None
-        return self.editor.toPlainText(), pattern
+        return self.editor.full_text(), pattern
 
     def _select(self, start: int, end: int, text: str) -> None:
         """Select [start, end) given in Python string offsets (Qt counts UTF-16 units)."""

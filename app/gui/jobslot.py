@@ -27,8 +27,16 @@ class JobSlot:
     def current(self, job: int) -> bool:
         return self.job == job
 
+    def stop(self) -> bool:
+        """Ask the job in the slot to stop; its cancelled (or done) callback still runs, so the
+        view that started it can settle (a Stop or Cancel button)."""
+        if self.job is None:
+            return False
+        self.worker.cancel(self.job)
+        return True
+
     def cancel(self) -> bool:
-        """Cancel the job in the slot, if any; its later callbacks are dropped."""
+        """Cancel the job in the slot, if any, because another replaces it: its later callbacks are dropped."""
         if self.job is None:
             return False
         self.worker.cancel(self.job)
@@ -69,6 +77,8 @@ class JobSlot:
                 return None
             return lambda *a: callback(*a) if live() else None
 
+        # Callbacks always arrive through the event loop (queued from the worker thread), so the
+        # job id is recorded before any of them can run.
         job = launch(*args, on_yield=passing(on_yield), on_progress=passing(on_progress),
                      on_done=ending(on_done), on_error=error, on_cancelled=ending(on_cancelled), **kwargs)
         holder.append(job)

@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
     def _build_compare(self) -> None:
         self.compare_view = CompareView()
         self.compare_view.runRequested.connect(self.run_compare)
-        self.compare_view.stopRequested.connect(self.compare_slot.cancel)
+        self.compare_view.stopRequested.connect(self.compare_slot.stop)
         self.compare_view.insertRequested.connect(self.insert_text)
         self.compare_dialog = QDialog(self)
         self.compare_dialog.setWindowTitle("Compare: baseline vs steered")
@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
         panel.lambdaApplied.connect(self.controls.set_lam)
         panel.set_mode(self.controls.values().mode)
         self.controls.mode.currentIndexChanged.connect(lambda *_: panel.set_mode(self.controls.values().mode))
-        panel.cancelRequested.connect(self.tune_slot.cancel)
+        panel.cancelRequested.connect(self.tune_slot.stop)
         panel.set_style("")
 
     def _build_status_bar(self) -> None:
@@ -347,6 +347,7 @@ class MainWindow(QMainWindow):
         if message in self._open_boxes:
             return  # the same message is on screen already: never a stack of identical dialogs
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, parent=self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self._open_boxes.add(message)
         box.finished.connect(lambda _r: self._open_boxes.discard(message))
         if details:
@@ -419,8 +420,7 @@ class MainWindow(QMainWindow):
         return job
 
     def cancel_load(self) -> None:
-        if self.load_slot.job is not None:
-            self.worker.cancel(self.load_slot.job)  # the slot's cancelled callback hides the bar
+        self.load_slot.stop()  # its cancelled callback hides the bar
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self.model_label.setText(info.status_text())
@@ -658,7 +658,7 @@ class MainWindow(QMainWindow):
         if self.sweep_dialog is None or self.sweep_dialog.style_name != style:
             dlg = SweepDialog(style, user_dir() / "sweeps" / slug(style), self)
             dlg.runRequested.connect(self.run_sweep)
-            dlg.cancelRequested.connect(self.sweep_slot.cancel)
+            dlg.cancelRequested.connect(self.sweep_slot.stop)
             self.sweep_dialog = dlg
         self.sweep_dialog.show()
         return self.sweep_dialog

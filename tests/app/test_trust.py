@@ -332,3 +332,62 @@ def test_a_read_only_library_in_an_unwritable_folder_is_not_said_twice(
     qtbot.wait(300)
     assert len(win.errors) == 1 and "cannot be written" in win.errors[0]
     win.close()
+
+
+def test_editing_without_a_key_while_a_suggestion_shows_never_mixes_the_two(qtbot, window: MainWindow) -> None:
+    """Edit > Cut, Paste or the context menu edit the document without a key press: the suggestion
+    goes first, so neither the saved text nor Esc can mix the suggestion with the writer's text."""
+    window.editor.load_text("Once upon a time")
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    with qtbot.waitSignal(window.generationFinished, timeout=10000):
+        window.generate()
+    assert window.editor.has_ghost()
+    cursor = window.editor.textCursor()
+    cursor.setPosition(0)
+    cursor.setPosition(5, QTextCursor.MoveMode.KeepAnchor)
+    window.editor.setTextCursor(cursor)
+    next(a for a in window.menuBar().actions() if a.text() == "&Edit").menu().actions()[3].trigger()  # Cut
+    assert not window.editor.has_ghost()
+    assert window.editor.text() == window.editor.full_text() == "upon a time"
+    qtbot.keyClick(window.editor, Qt.Key.Key_Escape)
+    assert window.editor.text() == "upon a time"
+
+
+def test_no_break_spaces_and_line_separators_survive_a_save(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    path = tmp_path / "docs" / "fr.txt"
+    data = "Il a dit\u00a0: «\u00a0oui\u00a0».\u2028Fin.\n".encode()
+    path.write_bytes(data)
+    assert window.open_path(path)
+    _type(qtbot, window, "!")
+    window.editor.undo()
+    assert window.save()
+    assert path.read_bytes() == data
+
+
+def test_stop_in_compare_lets_it_run_again(qtbot, window: MainWindow, corpus_files, fake_options) -> None:
+    fake_options.token_delay_s = 0.05
+    with qtbot.waitSignal(window.styles.reportReady, timeout=10000):
+        window.styles.start_import(corpus_files, style="s")
+    window.styles.set_active("s")
+    window.open_compare()
+    window.compare_view.prompt.setPlainText("It was")
+    window.compare_view.run_button.click()
+    qtbot.waitUntil(lambda: window.compare_view.stop_button.isEnabled(), timeout=5000)
+    window.compare_view.stop_button.click()
+    qtbot.waitUntil(lambda: window.compare_view.run_button.isEnabled(), timeout=5000)
+    window.compare_dialog.close()
+
+
+def test_find_while_a_suggestion_streams_stops_it(qtbot, window: MainWindow, fake_options) -> None:
+    fake_options.token_delay_s = 0.05
+    window.editor.load_text("The cat sat on the mat.")
+    window.editor.moveCursor(QTextCursor.MoveOperation.End)
+    window.generate()
+    qtbot.waitUntil(window.editor.has_ghost, timeout=5000)
+    window.find_bar.open_find()
+    window.find_bar.find_edit.setText("cat")
+    assert window.find_bar.find_next()
+    qtbot.wait(400)  # tokens that were on their way must not land at the match
+    assert not window.editor.has_ghost()
+    assert window.editor.full_text() == "The cat sat on the mat."
