@@ -182,7 +182,7 @@ class DocumentController(QObject):
 
     def _on_edited(self) -> None:
         """Typing schedules a draft: after a short pause, and at least every INTERVAL_MS."""
-        if not self.modified() or self.editor._ours:  # (the editor adding or removing a suggestion)
+        if not self.modified() or self.editor.changing_itself():
             return
         now = time.monotonic()
         if self._dirty_since is None:
@@ -277,6 +277,5 @@ class DocumentController(QObject):
             draft.discard()  # the text now lives in this window's own draft
         else:
             draft.release()  # nowhere else to keep it: the orphan stays until the text is saved
-        self.changed.emit()
         self.host.statusBar().showMessage(f"Recovered unsaved text of {draft.title()}.", 6000)
         return True

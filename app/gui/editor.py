@@ -230,6 +230,10 @@ class Editor(QPlainTextEdit):
         return fmt
 
     # --- the document without the suggestion -------------------------------------
+    def changing_itself(self) -> bool:
+        """True while the editor edits the document itself (adding or taking away a suggestion)."""
+        return self._ours
+
     def has_ghost(self) -> bool:
         return self._ghost_start is not None
 
@@ -562,13 +566,11 @@ class Editor(QPlainTextEdit):
             if key == Qt.Key.Key_Escape or event.matches(QKeySequence.StandardKey.Undo) or event.matches(
                     QKeySequence.StandardKey.Redo):
                 # Esc (and Undo) while a suggestion shows: stop and discard, nothing else.
-                self.stopRequested.emit()
-                self.discard_ghost()
+                self.dismiss_ghost()
                 return
             if _edits(event):
                 # Typing over a suggestion dismisses it, like any editor's inline completion.
-                self.stopRequested.emit()
-                self.discard_ghost()
+                self.dismiss_ghost()
         super().keyPressEvent(event)
 
     def insertFromMimeData(self, source: QMimeData) -> None:
@@ -576,7 +578,7 @@ class Editor(QPlainTextEdit):
         super().insertFromMimeData(source)
 
     def dismiss_ghost(self) -> bool:
-        """Stop the stream and take the suggestion away before an edit that is not a key press."""
+        """Stop the stream and take the suggestion away (before the writer's own edit, or Esc)."""
         if self._ghost_start is None:
             return False
         self.stopRequested.emit()
@@ -602,16 +604,12 @@ class Editor(QPlainTextEdit):
         super().inputMethodEvent(event)
 
     def undo(self) -> None:
-        if self.discard_ghost():
-            self.stopRequested.emit()
-            return
-        super().undo()
+        if not self.dismiss_ghost():
+            super().undo()
 
     def redo(self) -> None:
-        if self.discard_ghost():
-            self.stopRequested.emit()
-            return
-        super().redo()
+        if not self.dismiss_ghost():
+            super().redo()
 
     def load_text(self, text: str) -> None:
         """Replace the whole document (open/new): a fresh undo history."""

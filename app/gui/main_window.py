@@ -310,7 +310,7 @@ class MainWindow(QMainWindow):
         self.regenerate_action = self._action(g, "&Regenerate", self.regenerate, "Ctrl+R")
         self.accept_action = self._action(g, "&Accept Suggestion\tTab", self.editor.accept_ghost)
         self.accept_word_action = self._action(g, "Accept &Word\tCtrl+Right", self.editor.accept_word)
-        self.stop_action = self._action(g, "&Stop and Discard\tEsc", self._stop_and_discard)
+        self.stop_action = self._action(g, "&Stop and Discard\tEsc", self.discard_suggestion)
         g.addSeparator()
         self._action(g, "&Compare Baseline and Steered…", self.open_compare, "Ctrl+Shift+C")
         self._action(g, "Show the &Context…", self.show_context, "Ctrl+Shift+V",
@@ -560,9 +560,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def discard_suggestion(self) -> None:
-        self._stop_and_discard()
-
-    def _stop_and_discard(self) -> None:
         self.stop_generation()
         self.editor.discard_ghost()
 
@@ -594,7 +591,7 @@ class MainWindow(QMainWindow):
 
     def insert_text(self, text: str) -> None:
         """Insert compare output at the cursor, as one undo step."""
-        self._stop_and_discard()
+        self.discard_suggestion()
         cursor = self.editor.textCursor()
         start = cursor.selectionStart()
         cursor.beginEditBlock()
@@ -800,7 +797,7 @@ class MainWindow(QMainWindow):
     # --- closing -------------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         # A pending suggestion is not the user's text: it neither asks to be saved nor survives.
-        self._stop_and_discard()
+        self.discard_suggestion()
         if not self.doc.confirm_discard():
             event.ignore()
             return
