@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from engine.sweep import (
 )
 from engine.types import MODES
 
-COLORS = {"paper": "#d62728", "dense": "#1f77b4", "budget": "#2ca02c", PROMPT_MODE: "#7f7f7f"}
+COLORS = {"paper": "#d62728", "dense": "#1f77b4", "budget": "#2ca02c", "interpolate": "#9467bd", PROMPT_MODE: "#7f7f7f"}
 LABELS = {
     "style_ppl": "style PPL (steering prior)",
     "heldout_style_ppl": "style PPL (held-out prior)",
@@ -241,6 +242,28 @@ def summary_table(summary: Sequence[dict[str, Any]], stat: str = "median", *, wi
     return "\n".join(lines)
 
 
+def monotonicity(summary: Sequence[dict[str, Any]], column: str = "js_mean_bits_median") -> dict[str, list[float]]:
+    """Per steering mode, the lambdas at which `column` fails to rise strictly from the lambda before (empty: it
+    rises at every step of the sweep). The prompt-only baseline has no lambda axis and is left out."""
+    out: dict[str, list[float]] = {}
+    for mode in _modes(summary):
+        if mode == PROMPT_MODE:
+            continue
+        pairs = list(zip(*_series(summary, mode, column), strict=True))
+        out[mode] = [lam for (_, prev), (lam, v) in itertools.pairwise(pairs) if not v > prev]
+    return out
+
+
+def monotonicity_lines(summary: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per mode: does the mean JS of a continuation (median over prompts) rise strictly with lambda?"""
+    lines = []
+    for mode, bad in monotonicity(summary).items():
+        verdict = "rises strictly at every λ" if not bad else \
+            "does not rise at λ = " + ", ".join(f"{lam:g}" for lam in bad)
+        lines.append(f"- {mode}: mean JS (median over prompts) {verdict}")
+    return lines
+
+
 def write_report(sweep_dir: Path | str, *, plots: Sequence[Path] | None = None) -> Path:
     """report.md in the sweep folder: settings, timing, the summary table and the figures."""
     sweep_dir = Path(sweep_dir)
@@ -258,6 +281,7 @@ def write_report(sweep_dir: Path | str, *, plots: Sequence[Path] | None = None) 
             cpu = f"{t['cpu_seconds']:.0f}" if "cpu_seconds" in t else "–"
             lines.append(f"| {mode} | {rows} | {t.get('seconds', 0):.0f} | "
                          f"{(t.get('seconds', 0) / rows) if rows else 0:.2f} | {cpu} |")
+    lines += ["", "Does every slider position act?", "", *monotonicity_lines(summary)]
     lines += ["", "Medians over prompts, means in brackets (the paper's means are outlier-driven).", "",
               summary_table(summary), ""]
     for p in plots:
@@ -269,5 +293,5 @@ def write_report(sweep_dir: Path | str, *, plots: Sequence[Path] | None = None) 
     return path
 
 
-__all__ = ["METRICS", "PLOT_FILES", "draw_pareto", "plot_dir", "plot_summary", "spans_decades", "summary_table",
-           "write_report"]
+__all__ = ["METRICS", "PLOT_FILES", "draw_pareto", "monotonicity", "monotonicity_lines", "plot_dir", "plot_summary",
+           "spans_decades", "summary_table", "write_report"]

@@ -377,11 +377,18 @@ class SweepBackend(Protocol):
         ...
 
 
-def sampling_config(max_new_tokens: int, sample: bool = False, seed: int = 0) -> SamplingConfig:
-    """The paper's decoding: greedy, or its sampling check (top-p 0.9, temperature 1.0); no repetition penalty."""
-    if sample:
+def sampling_config(max_new_tokens: int, sample: bool | str = False, seed: int = 0) -> SamplingConfig:
+    """The sweep's decoding: greedy (False), the paper's sampling check (True or "paper": top-p 0.9, temperature
+    1.0, no repetition penalty), or "product": the app's own default sampling (SamplingConfig's defaults:
+    temperature 0.8, top-k 50, top-p 0.95, repetition penalty 1.15), seeded."""
+    if sample == "product":
+        return SamplingConfig(max_new_tokens=max_new_tokens, greedy=False, seed=seed, n_alternatives=0,
+                              diagnostics=False)
+    if sample in (True, "paper"):
         return SamplingConfig(max_new_tokens=max_new_tokens, greedy=False, temperature=1.0, top_k=0, top_p=0.9,
                               repetition_penalty=1.0, seed=seed, n_alternatives=0, diagnostics=False)
+    if sample not in (False, None, "", "greedy"):
+        raise ValueError(f"sample must be greedy, paper or product, got {sample!r}")
     return SamplingConfig(max_new_tokens=max_new_tokens, greedy=True, repetition_penalty=1.0, n_alternatives=0,
                           diagnostics=False)
 

@@ -6,13 +6,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast, get_args
 
 Side = Literal["steered", "baseline"]
-Mode = Literal["paper", "dense", "budget"]
+Mode = Literal["paper", "dense", "budget", "interpolate"]
 MODES: tuple[str, ...] = get_args(Mode)
 # The product's defaults, chosen from the λ sweep (docs/results.md): budget mode at λ = 0.3 with
 # τ = 0.05 bits lowers held-out style PPL by ~55% at almost no fluency cost, and no λ breaks the text.
 DEFAULT_MODE: Mode = "budget"
 DEFAULT_LAM = 0.3
-DEFAULT_BUDGET_BITS = 0.05
+DEFAULT_BUDGET_BITS = 0.2
 # bitsandbytes quantizations a model can be loaded with (CUDA only).
 QUANTIZE_CHOICES: tuple[str, ...] = ("8bit", "4bit")
 

@@ -29,10 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default="paper", metavar="M1,M2",
                    help=f"steering modes, comma-separated, from {', '.join(MODES)} (default paper)")
     p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per continuation (default 256)")
-    p.add_argument("--sample", action="store_true",
-                   help="the paper's sampling check (top-p 0.9, temperature 1.0) instead of greedy decoding")
-    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU",
-                   help=f"budget mode: largest JS per token, in bits (default {DEFAULT_BUDGET_BITS})")
+    p.add_argument("--sample", nargs="?", const="paper", default=False, choices=["paper", "product"],
+                   help="sample instead of greedy decoding: 'paper' (the default when given alone) is the paper's "
+                   "check (top-p 0.9, temperature 1.0); 'product' the app's default sampling (temperature 0.8, "
+                   "top-k 50, top-p 0.95, repetition penalty 1.15)")
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU_MAX",
+                   help="budget mode: the JS each token may spend at lambda 1, in bits; a row at lambda L spends "
+                   f"at most L times it (default {DEFAULT_BUDGET_BITS})")
     p.add_argument("--prompt-baseline", default=None, metavar="TEXT",
                    help="also measure the prompt-only baseline: TEXT prepended to each prompt, lambda 0 "
                    "(e.g. 'Write in the style of Arthur Conan Doyle:')")
@@ -59,13 +62,17 @@ def _plot(sweep_dir: Path, report: bool) -> None:
 
 def _print_summary(summary: list[dict[str, Any]], out: Any = sys.stdout) -> None:
     cols = ("heldout_style_ppl", "style_ppl", "base_ppl", "js_mean_bits", "bigram_seen", "distinct_2")
-    print(f"{'mode':<7} {'lambda':>6} " + " ".join(f"{c:>17}" for c in cols) + "   (medians over prompts)", file=out)
+    print(f"{'mode':<11} {'lambda':>6} " + " ".join(f"{c:>17}" for c in cols) + "   (medians over prompts)", file=out)
     for r in summary:
         cells = []
         for c in cols:
             v = r.get(f"{c}_median")
             cells.append(f"{v:>17.4g}" if v is not None else f"{'-':>17}")
-        print(f"{r['mode']:<7} {float(r['lam']):>6g} " + " ".join(cells), file=out)
+        print(f"{r['mode']:<11} {float(r['lam']):>6g} " + " ".join(cells), file=out)
+    from engine.plots import monotonicity_lines
+
+    for line in monotonicity_lines(summary):
+        print(line, file=out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     backend = sweep.EngineBackend(lm, steer, held, sweep.sampling_config(args.max_new_tokens, args.sample),
                                   budget_bits=args.budget)
     config = {"style": args.style, "model": lm.name, "max_new_tokens": args.max_new_tokens,
-              "sample": args.sample, "budget_bits": args.budget}
+              "sample": args.sample == "paper" or args.sample, "budget_bits": args.budget}
     return _run_with_bar(args, backend, out_dir, prompts, lams, modes, config)
 
 

@@ -1,4 +1,4 @@
-"""Steering (λ, mode, budget τ) and sampling controls; λ acts live on the stream in progress."""
+"""Steering (λ, mode, budget τmax) and sampling controls; λ acts live on the stream in progress."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ SLIDER_STEPS = 1000
 MODE_HELP = {
     "paper": "paper: the published update, only on tokens the style has seen (faithful to the paper)",
     "dense": "dense: product of experts over every token (p_model · p_style^λ)",
-    "budget": "budget: dense, with λ lowered per token so JS stays under τ bits",
+    "interpolate": "interpolate: p_model^(1−λ) · p_style^λ, favours what the style uses more than the model does",
+    "budget": "budget: dense steering as strong as each token's JS budget allows; λ sets the budget (λ × τmax bits)",
 }
 
 
@@ -55,7 +56,7 @@ class SteeringControls(QWidget):
         self._connect_signals()
 
     def _build_steering(self) -> QGroupBox:
-        """λ (slider and exact box), mode with its help line, and the budget τ."""
+        """λ (slider and exact box), mode with its help line, and the budget τmax."""
         steer = QGroupBox("Steering")
         sform = QFormLayout(steer)
         lam_row = QHBoxLayout()
@@ -75,10 +76,11 @@ class SteeringControls(QWidget):
             self.mode.addItem(m, m)
             self.mode.setItemData(self.mode.count() - 1, MODE_HELP[m], Qt.ItemDataRole.ToolTipRole)
         sform.addRow("Mode:", self.mode)
-        self.budget = self._dspin(0.001, 1.0, 0.005, 3, "Budget tau")
+        self.budget = self._dspin(0.001, 1.0, 0.005, 3, "Budget tau max")
         self.budget.setSuffix(" bits")
-        self.budget.setToolTip("budget mode: the most JS divergence allowed per token")
-        sform.addRow("Budget τ:", self.budget)
+        self.budget.setToolTip("budget mode: the JS divergence a token may spend at λ = 1; at λ it may spend "
+                               "λ × this, so the slider acts over its whole range")
+        sform.addRow("Budget τmax:", self.budget)
         self.mode_help = QLabel()
         self.mode_help.setObjectName("hint")
         self.mode_help.setWordWrap(True)

@@ -112,8 +112,8 @@ class _TintHighlighter(QSyntaxHighlighter):
         block = self.currentBlock()
         b0 = block.position()
         b1 = b0 + block.length()
-        for start, end, step in ed._spans(b0, b1):
-            fmt = ed._tint_format(step.js_bits)
+        for start, end, step, ghost in ed._spans(b0, b1):
+            fmt = ed._tint_format(step.js_bits, ghost)
             if fmt is not None:
                 a = max(start, b0)
                 self.setFormat(a - b0, min(end, b1) - a, fmt)
@@ -157,12 +157,13 @@ class Editor(QPlainTextEdit):
         self.cursorPositionChanged.connect(self._on_cursor_moved)
         # Connected before the highlighter's own handler, so spans move before it repaints.
         self.document().contentsChange.connect(self._on_contents_change)
-        self._fmt_cache: dict[tuple[float, bool], QTextCharFormat | None] = {}
+        self._fmt_cache: dict[tuple[float, bool, bool], QTextCharFormat | None] = {}
         self._highlighter = _TintHighlighter(self)
 
     # --- appearance --------------------------------------------------------------
     def set_dark(self, dark: bool) -> None:
         self._dark = dark
+        self._fmt_cache.clear()
         self._highlighter.rehighlight()
 
     def set_show_tints(self, on: bool) -> None:
@@ -170,25 +171,28 @@ class Editor(QPlainTextEdit):
         self._highlighter.rehighlight()
         self._refresh_tints()
 
-    def _tint_format(self, js_bits: float) -> QTextCharFormat | None:
-        """The tint for a JS value, cached by its place on the legend (streams call this a lot)."""
-        key = (round(palette.scale(js_bits), 3) if js_bits >= palette.JS_ZERO_BITS else -1.0, self._dark)
+    def _tint_format(self, js_bits: float, ghost: bool = False) -> QTextCharFormat | None:
+        """The tint for a JS value with a text colour that reads on it, cached by its place on the legend (streams
+        call this a lot)."""
+        key = (round(palette.scale(js_bits), 3) if js_bits >= palette.JS_ZERO_BITS else -1.0, self._dark, ghost)
         fmt = self._fmt_cache.get(key, False)
         if fmt is False:
-            color = palette.tint(js_bits, self._dark)
+            colors = self.palette()
+            color = palette.tint(js_bits, self._dark, colors.color(QPalette.ColorRole.Base))
             fmt = None
             if color is not None:
                 fmt = QTextCharFormat()
                 fmt.setBackground(color)
+                fmt.setForeground(palette.text_on(color, colors.color(QPalette.ColorRole.Text), ghost))
             self._fmt_cache[key] = fmt
         return fmt  # type: ignore[return-value]
 
     def _spans(self, lo: int, hi: int):
-        """(start, end, step) of generated tokens overlapping [lo, hi), without building TokenRefs."""
+        """(start, end, step, is_ghost) of generated tokens overlapping [lo, hi), without building TokenRefs."""
         for run in self._runs:
             for (a, b), step in zip(run.spans, run.steps, strict=True):
                 if step is not None and b > lo and a < hi:
-                    yield a, b, step
+                    yield a, b, step, False
         g = self._ghost_start
         if g is not None and self._ghost_offsets:
             offsets = self._ghost_offsets
@@ -201,7 +205,7 @@ class Editor(QPlainTextEdit):
                 b = g + (offsets[i + 1] if i + 1 < len(offsets) else total)
                 step = self._ghost_steps[i]
                 if step is not None and b > lo:
-                    yield a, b, step
+                    yield a, b, step, True
                 i += 1
 
     def _rehighlight(self, start: int, end: int) -> None:

@@ -33,7 +33,7 @@ class Legend(QWidget):
         super().__init__(parent)
         self.setAccessibleName("JS divergence colour legend")
         self.setToolTip("Token tint: Jensen–Shannon divergence between the base and steered "
-                        "distributions at that step, in bits (square-root scale).")
+                        "distributions at that step, in bits (logarithmic scale).")
         self.setMinimumHeight(40)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 

@@ -1,4 +1,10 @@
-"""The JS-divergence tint: a colour-blind-safe sequential palette (viridis) and its bits scale."""
+"""The JS-divergence tint: a colour-blind-safe sequential palette (viridis), its bits scale, and readable text on it.
+
+The scale is logarithmic from JS_ZERO_BITS to JS_MAX_BITS: the JS a token spends at the product's settings runs from
+thousandths to a few tenths of a bit, and a square-root or linear scale put nearly all of it on one or two colours.
+Every tint is drawn opaque (blended with the editor's background), and the text on it, typed or ghost, gets a colour
+with at least MIN_CONTRAST:1 contrast (WCAG 2), so the darkest tint never hides the words.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,21 @@ import math
 
 from PySide6.QtGui import QColor
 
-# viridis from yellow (low) to blue (high); the darkest purple is left out so text stays legible.
+# viridis from yellow (low) to blue (high); the darkest purple is left out.
 _STOPS = ("#fde725", "#b5de2b", "#6ece58", "#35b779", "#1f9e89", "#26828e", "#31688e", "#3e4989")
+JS_ZERO_BITS = 1e-4  # below this a token is drawn without a tint (the style changed nothing); the scale's bottom
 JS_MAX_BITS = 0.25  # the top of the scale; anything above is drawn at full strength
-JS_ZERO_BITS = 1e-4  # below this a token is drawn without a tint (the style changed nothing)
-LEGEND_TICKS = (0.0, 0.01, 0.05, 0.1, 0.25)
+LEGEND_TICKS = (1e-4, 1e-3, 0.01, 0.05, 0.25)
+MIN_CONTRAST = 4.5  # WCAG AA for body text
+GHOST_ALPHA = 0.62  # the suggestion's text is the theme's text colour at this opacity, where contrast allows
+_BLACK, _WHITE = QColor("#000000"), QColor("#ffffff")
 
 
 def scale(js_bits: float) -> float:
-    """0..1 position on the legend: a square-root scale, because useful JS values are small."""
-    if not js_bits or js_bits <= 0 or math.isnan(js_bits):
+    """0..1 position on the legend: logarithmic between JS_ZERO_BITS and JS_MAX_BITS."""
+    if not js_bits or js_bits <= JS_ZERO_BITS or math.isnan(js_bits):
         return 0.0
-    return min(1.0, math.sqrt(js_bits / JS_MAX_BITS))
+    return min(1.0, math.log(js_bits / JS_ZERO_BITS) / math.log(JS_MAX_BITS / JS_ZERO_BITS))
 
 
 def ramp(t: float) -> QColor:
@@ -31,12 +40,45 @@ def ramp(t: float) -> QColor:
                   round(a.blue() + (b.blue() - a.blue()) * f))
 
 
-def tint(js_bits: float, dark: bool = False) -> QColor | None:
-    """The background for a token, or None when its JS is negligible."""
+def blend(top: QColor, alpha: float, under: QColor) -> QColor:
+    """`top` at opacity `alpha` over the opaque colour `under`, as one opaque colour."""
+    a = min(1.0, max(0.0, alpha))
+    return QColor(round(top.red() * a + under.red() * (1 - a)), round(top.green() * a + under.green() * (1 - a)),
+                  round(top.blue() * a + under.blue() * (1 - a)))
+
+
+def luminance(c: QColor) -> float:
+    """WCAG 2 relative luminance."""
+    def lin(v: float) -> float:
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * lin(c.redF()) + 0.7152 * lin(c.greenF()) + 0.0722 * lin(c.blueF())
+
+
+def contrast(a: QColor, b: QColor) -> float:
+    """WCAG 2 contrast ratio of two opaque colours, 1 to 21."""
+    la, lb = luminance(a), luminance(b)
+    return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+
+
+def tint(js_bits: float, dark: bool = False, base: QColor | None = None) -> QColor | None:
+    """The opaque background for a token over the editor's `base`, or None when its JS is negligible."""
     if js_bits is None or js_bits < JS_ZERO_BITS:
         return None
     t = scale(js_bits)
-    color = ramp(t)
-    # Semi-transparent so the text keeps its contrast on both themes.
-    color.setAlphaF(0.35 + 0.4 * t if not dark else 0.45 + 0.35 * t)
-    return color
+    under = base if base is not None else (QColor("#17181a") if dark else _WHITE)
+    return blend(ramp(t), 0.35 + 0.4 * t if not dark else 0.45 + 0.35 * t, under)
+
+
+def text_on(background: QColor, text: QColor, ghost: bool = False) -> QColor:
+    """A text colour with at least MIN_CONTRAST:1 on `background`: the theme's `text` where it reads, else black or
+    white; a suggestion (`ghost`) is that colour faded toward the background as far as the contrast allows, at most
+    to GHOST_ALPHA."""
+    solid = text if contrast(text, background) >= MIN_CONTRAST else max(
+        (_BLACK, _WHITE), key=lambda c: contrast(c, background))
+    if not ghost:
+        return solid
+    alpha = GHOST_ALPHA
+    while alpha < 1.0 and contrast(blend(solid, alpha, background), background) < MIN_CONTRAST:
+        alpha = min(1.0, alpha + 0.02)
+    return blend(solid, alpha, background)

@@ -37,6 +37,15 @@ def open_qsettings() -> QSettings:
     return QSettings()
 
 
+# Keys whose meaning changed: the budget is now the JS a token may spend at λ = 1 (λ × it at λ), where it was a
+# fixed per-token bound; a value saved under the old key would be far too small, so it is not read.
+_RENAMED_KEYS = {"budget_bits": "budget_max_bits"}
+
+
+def _steer_key(name: str) -> str:
+    return f"steer/{_RENAMED_KEYS.get(name, name)}"
+
+
 @dataclass
 class SteerSettings:
     """What the steering and sampling controls hold; defaults keep the demo model readable."""
@@ -127,12 +136,12 @@ class Settings:
         values = {}
         for f in fields(SteerSettings):
             default = getattr(defaults, f.name)
-            values[f.name] = self._get(f"steer/{f.name}", default, type(default))
+            values[f.name] = self._get(_steer_key(f.name), default, type(default))
         return SteerSettings(**values)
 
     def set_steer(self, steer: SteerSettings) -> None:
         for key, value in asdict(steer).items():
-            self._set(f"steer/{key}", value)
+            self._set(_steer_key(key), value)
 
     # --- files and appearance ----------------------------------------------------
     def recent_files(self) -> list[str]:

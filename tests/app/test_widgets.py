@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from PySide6.QtGui import QColor
 
 from app.gui import palette
 from app.gui.compare_view import differing, format_metric
 from app.gui.controls import SLIDER_STEPS, SteeringControls, lam_to_slider, slider_to_lam
+from app.gui.editor import Editor
 from app.gui.settings import Settings, SteerSettings
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM
 
 
 def test_lambda_slider_is_fine_near_zero() -> None:
@@ -49,6 +52,41 @@ def test_palette_is_sequential_and_legend_ticks_increase() -> None:
     lum = [luminance(palette.ramp(t / 10)) for t in range(11)]
     assert lum == sorted(lum, reverse=True)  # bright (small JS) to dark (large JS): readable in grey too
     assert palette.scale(10.0) == 1.0
+
+
+def test_tint_scale_spreads_what_the_default_spends() -> None:
+    # at the default settings a token spends from about a thousandth of a bit up to lam * tau_max: that range
+    # covers most of the colours, not one or two
+    top = DEFAULT_LAM * DEFAULT_BUDGET_BITS
+    assert palette.scale(top) - palette.scale(1e-3) > 0.45
+    assert len({palette.tint(v).name() for v in (1e-3, 3e-3, 0.01, 0.03, top)}) == 5
+
+
+@pytest.mark.parametrize("dark", [False, True])
+@pytest.mark.parametrize("ghost", [False, True])
+def test_text_reads_on_every_tint(dark, ghost) -> None:
+    base, text = (QColor("#17181a"), QColor("#e6e6e3")) if dark else (QColor("#ffffff"), QColor("#1e1e1e"))
+    for i in range(41):
+        js = palette.JS_ZERO_BITS * (palette.JS_MAX_BITS / palette.JS_ZERO_BITS) ** (i / 40)
+        bg = palette.tint(js * 1.0001, dark, base)
+        assert bg is not None and bg.alpha() == 255
+        fg = palette.text_on(bg, text, ghost)
+        assert palette.contrast(fg, bg) >= palette.MIN_CONTRAST, (js, bg.name(), fg.name())
+    # a suggestion stays fainter than typed text where the tint leaves room for it
+    light = palette.tint(1e-3, dark, base)
+    assert palette.text_on(light, text, True).name() != palette.text_on(light, text, False).name()
+
+
+def test_editor_ghost_text_on_the_darkest_tint_reads(qtbot) -> None:
+    ed = Editor()
+    qtbot.addWidget(ed)
+    colors = ed.palette()
+    for ghost in (False, True):
+        fmt = ed._tint_format(1.0, ghost)
+        assert fmt is not None
+        bg, fg = fmt.background().color(), fmt.foreground().color()
+        assert palette.contrast(fg, bg) >= palette.MIN_CONTRAST
+    assert colors.color(colors.ColorRole.Base).isValid()
 
 
 def test_compare_alignment_marks_only_what_differs() -> None:

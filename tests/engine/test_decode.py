@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from engine.decode import PromptError, TextTracker, compare_stream, generate_batch, stream
+from engine.divergence import js_bits
 from engine.steering import StyleSteeringProcessor
 from engine.types import SamplingConfig
 from styles.ngrams import count_ngrams
@@ -106,6 +108,38 @@ def test_lambda_change_applies_from_next_token(demo_lm, sherlock_prior):
             threading.Event().wait(0.05)
     assert lams[:3] == [0.0, 0.0, 0.0]
     assert lams[3:] == [pytest.approx(0.7)] * 3
+
+
+@pytest.mark.parametrize("mode", ["paper", "dense", "budget", "interpolate"])
+def test_every_slider_position_acts(demo_lm, sherlock_prior, mode):
+    # At the default budget the old design spent the same 0.05 bits at lambda 0.3 and 1.0: identical text. Now
+    # the JS spent rises with lambda in every mode (same forced text, so only lambda differs), and moving the
+    # slider mid-stream changes what comes next.
+    forced = demo_lm.tokenizer(" It was a dark night, and the rain fell on the old house by the sea.",
+                               add_special_tokens=False)["input_ids"]
+    prompt = demo_lm.tokenizer(PROMPT)["input_ids"]
+    ids = torch.tensor([prompt + forced])
+    with torch.inference_mode():
+        logits = demo_lm.model(ids).logits[0].float()
+    means = []
+    for lam in (0.1, 0.3, 0.6, 1.0):
+        proc = StyleSteeringProcessor(sherlock_prior, lam=lam, mode=mode)
+        js = []
+        for i in range(len(forced)):
+            at = len(prompt) + i
+            scores = logits[at - 1:at]
+            out = proc(ids[:, :at], scores)
+            js.append(float(js_bits(torch.log_softmax(scores, -1), torch.log_softmax(out, -1))[0]))
+        means.append(sum(js) / len(js))
+    assert all(b > a for a, b in itertools.pairwise(means)), means
+    proc = StyleSteeringProcessor(sherlock_prior, lam=0.1, mode=mode)
+    still = [r.token_id for r in stream(demo_lm, PROMPT, greedy(12), proc)]
+    moved = []
+    for rec in stream(demo_lm, PROMPT, greedy(12), proc.for_decode()):
+        moved.append(rec.token_id)
+        if rec.step == 3:
+            proc.set_lam(1.0)
+    assert moved[:4] == still[:4] and moved != still
 
 
 def test_cancel_stops_within_a_token(demo_lm):

@@ -53,3 +53,16 @@ def test_log_axis_where_values_span_decades(tmp_path: Path) -> None:
     plots._metric_axes(ax_js, summary, "js_mean_bits")
     assert ax_base.get_yscale() == "log"
     assert ax_js.get_yscale() == "linear"
+
+
+def test_monotonicity_per_mode() -> None:
+    def rows(mode, js):
+        return [{"mode": mode, "lam": lam, "js_mean_bits_median": v} for lam, v in zip((0.0, 0.1, 0.5, 1.0), js,
+                                                                                       strict=True)]
+
+    summary = rows("dense", [0.0, 0.01, 0.2, 0.15]) + rows("budget", [0.0, 0.01, 0.02, 0.04]) + \
+        [{"mode": PROMPT_MODE, "lam": 0.0, "js_mean_bits_median": None}]
+    assert plots.monotonicity(summary) == {"dense": [1.0], "budget": []}
+    lines = plots.monotonicity_lines(summary)
+    assert lines == ["- dense: mean JS (median over prompts) does not rise at λ = 1",
+                     "- budget: mean JS (median over prompts) rises strictly at every λ"]

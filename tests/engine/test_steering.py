@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 import math
 import threading
 
@@ -68,6 +69,23 @@ def test_dense_mode_is_product_of_experts():
     assert torch.allclose(torch.softmax(out, -1), poe / poe.sum(), atol=1e-6)
 
 
+@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
+def test_interpolate_mode_is_log_linear(lam):
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=lam, mode="interpolate")
+    out = proc(IDS, SCORES.clone())
+    # p_steered is proportional to p_model ** (1 - lam) * p_prior ** lam: at lam 1, the prior itself
+    p_model = torch.softmax(SCORES, -1)
+    mixed = p_model ** (1 - lam) * torch.tensor([MIX]).exp() ** lam
+    assert torch.allclose(torch.softmax(out, -1), mixed / mixed.sum(), atol=1e-6)
+
+
+def test_interpolate_leaves_padded_columns_alone():
+    # the model has two more logits than the prior's vocabulary (padded embeddings)
+    scores = torch.cat([SCORES, torch.tensor([[-4.0, 0.0]])], dim=-1)
+    out = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=1.0, mode="interpolate")(IDS, scores)
+    assert out[0, V:].tolist() == [-4.0, 0.0]
+
+
 def test_no_in_place_mutation():
     scores = SCORES.clone()
     StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=1.0, mode="dense")(IDS, scores)
@@ -94,9 +112,26 @@ def test_budget_respects_tau_and_is_maximal():
     assert float(js_bits_from_logits(SCORES, above)[0]) > tau
 
 
-def test_budget_keeps_full_lambda_when_within_budget():
+def test_budget_steers_fully_where_the_budget_allows():
+    # a term too weak to spend the budget: the strongest steering (lam_t = 1) is applied whatever the slider
     proc = StyleSteeringProcessor(FixedPrior(DELTA, [-1e-3] * V), lam=0.8, mode="budget", budget_bits=0.5)
-    assert float(proc.steer(IDS, SCORES).lams[0]) == pytest.approx(0.8)
+    assert float(proc.steer(IDS, SCORES).lams[0]) == pytest.approx(1.0)
+
+
+def test_budget_follows_the_slider():
+    # tau = lam * tau_max: the JS each step spends rises strictly with lambda, up to the strongest steering
+    mix = [0.0, -8.0, -8.0, 0.0, -8.0]
+    tau_max = 0.05
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=0.0, mode="budget", budget_bits=tau_max)
+    spent = []
+    for lam in (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0):
+        proc.set_lam(lam)
+        out, _lams = proc.steer(IDS, SCORES)
+        js = float(js_bits_from_logits(SCORES, out)[0])
+        assert js <= lam * tau_max + 1e-6
+        assert js == pytest.approx(lam * tau_max, rel=2e-2)  # the budget binds: all of it is spent
+        spent.append(js)
+    assert all(b > a for a, b in itertools.pairwise(spent))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
@@ -156,7 +191,10 @@ def test_per_row_lambdas_of_a_batch_row_by_row():
     batch = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=0.01,
                                    row_scale=[0.0, 0.001, 1.0])
     out, lams = batch.steer(IDS.repeat(3, 1), SCORES.repeat(3, 1))
-    assert lams[0] == 0.0 and lams[1] == pytest.approx(0.001)
+    assert lams[0] == 0.0 and torch.equal(out[0], SCORES[0])
+    assert 0 < lams[1] < lams[2]  # each row spends its own lambda times the budget
+    js = js_bits_from_logits(SCORES.repeat(3, 1), out)
+    assert float(js[1]) <= 0.001 * 0.01 + 1e-7 and float(js[2]) <= 0.01 + 1e-6
     alone = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=0.01)
     assert torch.equal(out[2], alone(IDS, SCORES)[0])
 
