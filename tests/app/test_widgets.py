@@ -106,3 +106,14 @@ def test_settings_read_back_typed(qtbot) -> None:
     assert isinstance(back.top_k, int) and isinstance(back.greedy, bool)
     s.set_recent_files(["/a.txt"])
     assert Settings().recent_files() == ["/a.txt"]
+
+
+def test_a_budget_saved_with_its_old_meaning_is_not_read(qtbot) -> None:
+    # the budget used to be a fixed per-token bound (0.05 bits); read as today's τmax it would make λ 0.3 spend
+    # 0.015 bits, so the old key is left alone and the default applies
+    s = Settings()
+    s._s.setValue("steer/budget_bits", 0.05)
+    s.sync()
+    assert Settings().steer().budget_bits == DEFAULT_BUDGET_BITS
+    s.set_steer(SteerSettings(budget_bits=0.3))
+    assert Settings().steer().budget_bits == pytest.approx(0.3)
