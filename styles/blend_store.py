@@ -6,7 +6,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from styles.blend import BlendError, BlendPrior, BlendSpec, is_blend_text, normalise, parse_blend
+from styles.blend import BlendError, BlendSpec, is_blend_text, normalise, parse_blend
+from styles.blend_prior import BlendPrior
 from styles.errors import StyleExists, StyleNotFound, check_tokenizer
 from styles.prior import StylePrior
 

@@ -33,7 +33,7 @@ from styles.opening import BUSY_TIMEOUT_MS, is_busy, open_library
 from styles.paths import store_path
 
 if TYPE_CHECKING:
-    from styles.blend import BlendPrior
+    from styles.blend_prior import BlendPrior
     from styles.prior import StylePrior
 
 MAX_NAME = 100
