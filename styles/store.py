@@ -395,6 +395,11 @@ class StyleStore:
     def _style_row(self, name: str) -> StyleRecord:
         record = self.find_style(name)
         if record is None:
+            from styles.blend_store import blend_named
+
+            if blend_named(self, name):
+                raise StyleNotFound(f"'{name}' is a blend of styles, which has no documents of its own: "
+                                    f"this needs one of its styles (see `stylesteer styles show {name}`)")
             raise StyleNotFound(f"no style named '{name}' (see `stylesteer styles list`)")
         return record
 

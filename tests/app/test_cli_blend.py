@@ -34,14 +34,24 @@ def tiny_library():
     ("holmes:1,holmes:2", "appears twice"),
 ])
 def test_bad_blends_are_one_line_and_exit_2_before_a_model_loads(capsys, tiny_library, monkeypatch, style, message):
-    from app.cli import common
+    from app.cli import generate
 
-    monkeypatch.setattr(common, "load_model_for_cli", lambda _args: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(generate, "load_model_for_cli", lambda _args: pytest.fail("the model was loaded"))
     code, out, err = run(capsys, "generate", "--model", "demo", "--style", style, PROMPT)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
     code, _, err = run(capsys, "styles", "blend", "mix", style)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_the_sweep_takes_one_style(capsys, tiny_library, monkeypatch):
+    from app.cli import sweep
+
+    monkeypatch.setattr(sweep, "load_model_for_cli", lambda _args: pytest.fail("the model was loaded"))
+    assert run(capsys, "styles", "blend", "mix", "holmes:1,bard:1")[0] == 0
+    for style in ("mix", "holmes:1,bard:2"):
+        code, _, err = run(capsys, "sweep", "--style", style, "--model", "demo")
+        assert code == 2 and "is a blend: sweep each of its styles" in err and err.count("\n") == 1
 
 
 def test_saved_blend_list_show_rename_delete(capsys, tiny_library):
@@ -54,6 +64,8 @@ def test_saved_blend_list_show_rename_delete(capsys, tiny_library):
                               {"style": "bard", "weight": pytest.approx(0.3)}]
     code, out, _ = run(capsys, "styles", "show", "mix")
     assert code == 0 and "Blend:      mix" in out and "0.700  holmes" in out
+    code, _, err = run(capsys, "styles", "export", "mix", "mix.style")
+    assert code == 2 and "'mix' is a blend of styles, which has no documents of its own" in err
     assert run(capsys, "styles", "rename", "bard", "shakespeare")[0] == 0
     assert "holmes 0.7 + shakespeare 0.3" in run(capsys, "styles", "list")[1]
     assert run(capsys, "styles", "delete", "shakespeare", "--yes")[0] == 0
@@ -85,3 +97,13 @@ def test_generate_with_blends_on_the_demo_model(capsys, demo_lm, corpora_dir, tm
 
     assert tokens("mix") == tokens("holmes:0.7,bard:0.3")
     assert tokens("holmes:1,bard:0") == tokens("holmes")
+
+
+@pytest.mark.model
+def test_a_part_from_another_tokenizer_gets_the_rebuild_message(capsys, demo_lm):
+    with StyleStore() as store, store.transaction():
+        store.create_style("mine", "demo", demo_lm.fingerprint, demo_lm.vocab_size)
+        store.create_style("foreign", "some/other-tokenizer", "0123456789abcdef", demo_lm.vocab_size)
+    code, out, err = run(capsys, "generate", "--model", "demo", "--style", "mine:0.5,foreign:0.5", PROMPT)
+    assert code == 2 and out == ""
+    assert "style 'foreign' was built with another tokenizer" in err and "styles rebuild foreign" in err

@@ -25,7 +25,7 @@ def _prior(lm, text: str, name: str) -> StylePrior:
 
 def _tokens(lm, prior, mode: str) -> list[int]:
     steering = StyleSteeringProcessor(prior, lam=0.8, mode=mode)
-    sampling = SamplingConfig(max_new_tokens=10, seed=11, n_alternatives=0)
+    sampling = SamplingConfig(max_new_tokens=8, seed=11, n_alternatives=0)
     return [step.token_id for step in stream(lm, PROMPT, sampling, steering)]
 
 
