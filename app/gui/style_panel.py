@@ -184,10 +184,10 @@ class StylePanel(QWidget):
         self._styles = list(styles)
         self._render()
         self.blend_editor.set_styles([s.name for s in self._styles if not s.is_blend])
-        if self._active and not self._is_usable(self._active):
+        if self._active and not self.is_usable(self._active):
             self.set_active(None)  # it was deleted or renamed elsewhere
 
-    def _is_usable(self, name: str) -> bool:
+    def is_usable(self, name: str) -> bool:
         """A listed style or saved blend, or a blend written out whose styles are all listed."""
         if name in self.style_names():
             return True

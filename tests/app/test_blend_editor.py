@@ -72,3 +72,14 @@ def test_saving_a_blend_under_a_styles_name_is_refused(qtbot, window: MainWindow
     panel.blend_editor.save_button.click()
     qtbot.waitUntil(lambda: any("already exists" in m for m in messages), timeout=5000)
     assert not any(s.is_blend for s in panel.styles())
+
+
+def test_a_blend_in_use_is_remembered(qtbot, window: MainWindow, fake_backend, two_styles) -> None:
+    two_styles.blend_editor.set_weight("holmes", 2)
+    two_styles.blend_editor.set_weight("bard", 2)
+    two_styles.blend_editor.use()
+    window.close()
+    again = MainWindow(fake_backend, interactive=False)
+    qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: again.styles.active() == "bard:0.5,holmes:0.5", timeout=5000)
+    again.close()
