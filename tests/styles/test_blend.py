@@ -68,6 +68,17 @@ def test_weights_one_and_zero_are_exactly_the_single_style(two):
     assert blend.log_prob([3, 5], 7) == a.log_prob([3, 5], 7)
 
 
+def test_a_blend_is_a_prior_to_the_engine(two):
+    from engine.prior import Prior
+    from engine.steering import StyleSteeringProcessor
+
+    blend = BlendPrior([(two[0], 0.5), (two[1], 0.5)])
+    assert isinstance(blend, Prior)
+    scores = torch.zeros(4, V)
+    steered = StyleSteeringProcessor(blend, lam=1.0, mode="dense")(CONTEXTS, scores)
+    assert torch.allclose(steered, blend.log_mix(CONTEXTS))  # z' = z + λ log P_mix of the mixture
+
+
 def test_parts_from_different_tokenizers_are_refused(two):
     a, _ = two
     other = prior([[1, 2, 3]], "c", fingerprint="other")
