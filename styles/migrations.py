@@ -86,6 +86,37 @@ def m001_create_tables(db: Database) -> None:
         db.execute(statement)
 
 
+# Saved blends: a name and its styles' weights. Parts name their style (not its id), so that
+# deleting a style leaves the blend in place to say which part is missing; renaming a style
+# renames it in its blends too (StyleStore.rename).
+_M002 = (
+        """
+        CREATE TABLE blends (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE blend_parts (
+            blend_id INTEGER NOT NULL REFERENCES blends(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            style_name TEXT NOT NULL COLLATE NOCASE,
+            weight REAL NOT NULL CHECK (weight > 0),
+            PRIMARY KEY (blend_id, seq)
+        )
+        """,
+)
+
+
+@migrations()
+def m002_blends(db: Database) -> None:
+    """Saved blends of styles (named weighted mixtures)."""
+    for statement in _M002:
+        db.execute(statement)
+
+
 def apply(db: Database) -> None:
     """Bring `db` up to the newest schema."""
     migrations.apply(db)

@@ -167,12 +167,16 @@ class StylePrior:
 
     def paper_delta(self, input_ids: torch.Tensor) -> torch.Tensor:
         """[B, T] -> [B, V]: sum_n w_n log P_n(i | ctx_n) over each seen order's table entries; 0 elsewhere."""
+        return self._to_device(self.paper_delta_array(input_ids))
+
+    def paper_delta_array(self, input_ids: torch.Tensor) -> np.ndarray:
+        """paper_delta as a float32 NumPy array (what a blend combines, without torch per step)."""
         out = np.zeros((input_ids.shape[0], self.vocab_size), dtype=np.float32)
         for b, ctx in enumerate(self._tail(input_ids)):
             for n, i in self._seen_rows(ctx):
                 toks, logp, _ = self.tables[n].row(i)
                 out[b, toks] += logp * np.float32(self._weights[n])  # ids are unique within a table
-        return self._to_device(out)
+        return out
 
     def _mix_row(self, ctx: Sequence[int], out: np.ndarray) -> None:
         seen = self._seen_rows(ctx)
@@ -190,10 +194,14 @@ class StylePrior:
 
     def log_mix(self, input_ids: torch.Tensor) -> torch.Tensor:
         """[B, T] -> [B, V]: log P_mix(i | ctx) for every token; finite everywhere."""
+        return self._to_device(self.log_mix_array(input_ids))
+
+    def log_mix_array(self, input_ids: torch.Tensor) -> np.ndarray:
+        """log_mix as a float32 NumPy array (what a blend combines, without torch per step)."""
         out = np.empty((input_ids.shape[0], self.vocab_size), dtype=np.float32)
         for b, ctx in enumerate(self._tail(input_ids)):
             self._mix_row(ctx, out[b])
-        return self._to_device(out)
+        return out
 
     def log_prob(self, context: Sequence[int], token: int) -> float:
         """log P_mix(token | context) (natural log)."""

@@ -33,6 +33,7 @@ from styles.opening import BUSY_TIMEOUT_MS, is_busy, open_library
 from styles.paths import store_path
 
 if TYPE_CHECKING:
+    from styles.blend_prior import BlendPrior
     from styles.prior import StylePrior
 
 MAX_NAME = 100
@@ -394,6 +395,11 @@ class StyleStore:
     def _style_row(self, name: str) -> StyleRecord:
         record = self.find_style(name)
         if record is None:
+            from styles.blend_store import blend_named
+
+            if blend_named(self, name):
+                raise StyleNotFound(f"'{name}' is a blend of styles, which has no documents of its own: "
+                                    f"this needs one of its styles (see `stylesteer styles show {name}`)")
             raise StyleNotFound(f"no style named '{name}' (see `stylesteer styles list`)")
         return record
 
@@ -569,10 +575,17 @@ class StyleStore:
         device: str = "cpu",
         settings: Any = None,
         documents: Iterable[int] | None = None,
-    ) -> StylePrior:
-        """The style's prior, built once in memory (no SQL afterwards)."""
+    ) -> StylePrior | BlendPrior:
+        """The style's prior, built once in memory (no SQL afterwards). `name` may also be a saved
+        blend or a blend written `NAME:W,NAME:W` (styles.blend_store), whose prior is a BlendPrior."""
         from styles.prior import StylePrior
 
+        if documents is None and self.find_style(name) is None:
+            from styles import blend_store
+
+            found = blend_store.resolve(self, name)
+            if found is not None:
+                return blend_store.load_blend_prior(self, *found, device=device, settings=settings)
         info = self._style_row(name)
         counts = self.load_counts(name, documents)
         return StylePrior.from_counts(
@@ -584,7 +597,11 @@ class StyleStore:
 
     def create_style(self, name: str, tokenizer_name: str, fingerprint: str, vocab_size: int) -> int:
         """A new empty style (inside the caller's transaction); StyleExists if taken."""
+        from styles.blend_store import blend_named
+
         name = check_name(name)
+        if blend_named(self, name):
+            raise StyleExists(f"a blend named '{name}' already exists; choose another name for the style")
         if not 0 < vocab_size <= MAX_VOCAB:
             raise StyleError(f"vocabulary of {vocab_size} tokens is not supported (at most {MAX_VOCAB})")
         stamp = now()
@@ -602,16 +619,27 @@ class StyleStore:
         self.conn.execute("UPDATE styles SET updated_at = ? WHERE id = ?", (now(), style_id))
 
     def rename(self, old: str, new: str) -> None:
+        """Rename a style (its blends follow it) or a saved blend."""
+        from styles import blend_store
+
         new = check_name(new)
         with self.transaction():
-            sid = self.style_id(old)
+            if self.find_style(old) is None and blend_store.rename_blend(self, old, new):
+                return
+            record = self._style_row(old)
             other = self.conn.execute("SELECT id FROM styles WHERE name = ?", (new,)).fetchone()
-            if other is not None and other[0] != sid:
-                raise StyleExists(f"a style named '{new}' already exists")
-            self.conn.execute("UPDATE styles SET name = ?, updated_at = ? WHERE id = ?", (new, now(), sid))
+            if (other is not None and other[0] != record.id) or blend_store.blend_named(self, new):
+                raise StyleExists(f"a style or blend named '{new}' already exists")
+            self.conn.execute("UPDATE styles SET name = ?, updated_at = ? WHERE id = ?", (new, now(), record.id))
+            blend_store.rename_style_in_blends(self, record.name, new)
 
     def delete(self, name: str) -> None:
+        """Delete a style (blends that use it then say it is missing) or a saved blend."""
+        from styles import blend_store
+
         with self.transaction():
+            if self.find_style(name) is None and blend_store.delete_blend(self, name):
+                return
             sid = self.style_id(name)
             self.conn.execute("DELETE FROM styles WHERE id = ?", (sid,))
         self._reclaim()

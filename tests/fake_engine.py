@@ -149,6 +149,7 @@ class FakeBackend:
         self.lam = 0.3
         self._model: ModelInfo | None = None
         self._styles: dict[str, StyleInfo] = {}
+        self._blends: dict[str, tuple[tuple[str, float], ...]] = {}  # saved blends: name -> parts
         self._docs: dict[str, list[tuple[str, str, int]]] = {}
         self.thread_ids: set[int] = set()  # which threads touched the backend (must be the worker's)
 
@@ -188,7 +189,30 @@ class FakeBackend:
 
     def list_styles(self) -> list[StyleInfo]:
         self._touch("list_styles")
-        return sorted(self._styles.values(), key=lambda s: s.name.lower())
+        blends = [StyleInfo(name, 0, 0, "blend", blend=parts,
+                            missing=tuple(n for n, _ in parts if n not in self._styles))
+                  for name, parts in self._blends.items()]
+        by_name = lambda s: s.name.lower()  # noqa: E731
+        return sorted(self._styles.values(), key=by_name) + sorted(blends, key=by_name)
+
+    def save_blend(self, name: str, spec: str | Sequence[tuple[str, float]]) -> None:
+        """Parsed and checked like the real library's (styles.blend), kept in memory."""
+        from styles.blend import BlendError, normalise, parse_blend
+
+        self._touch(f"save_blend:{name}")
+        if name in self._styles:
+            raise UserFacingError(f"A style named “{name}” already exists; choose another name for the blend.")
+        try:
+            parts = parse_blend(spec).parts if isinstance(spec, str) else normalise(list(spec)).parts
+        except BlendError as exc:
+            raise UserFacingError(str(exc)) from exc
+        self._check_parts([n for n, _ in parts])
+        self._blends[name] = parts
+
+    def _check_parts(self, names: Sequence[str]) -> None:
+        for n in names:
+            if n not in self._styles:
+                raise UserFacingError(f"No style named “{n}” for the blend.")
 
     def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
                      cancel: threading.Event) -> ImportReport:
@@ -249,6 +273,7 @@ class FakeBackend:
     def delete_style(self, style: str) -> None:
         self._touch(f"delete:{style}")
         self._styles.pop(style, None)
+        self._blends.pop(style, None)
 
     def style_details(self, style: str) -> StyleDetails:
         self._touch(f"details:{style}")
@@ -281,7 +306,18 @@ class FakeBackend:
     def _check_ready(self, steer: SteerParams) -> None:
         if self._model is None:
             raise UserFacingError("No model is loaded yet.")
-        if steer.style and steer.style not in self._styles:
+        if not steer.style or steer.style in self._styles:
+            return
+        if steer.style in self._blends:
+            self._check_parts([n for n, _ in self._blends[steer.style]])
+        elif ":" in steer.style:
+            from styles.blend import BlendError, parse_blend
+
+            try:
+                self._check_parts(parse_blend(steer.style).names)
+            except BlendError as exc:
+                raise UserFacingError(str(exc)) from exc
+        else:
             raise UserFacingError(f"No style named “{steer.style}”.")
 
     def assemble_context(self, text: str, max_new_tokens: int) -> Any:

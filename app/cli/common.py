@@ -66,11 +66,26 @@ def open_store() -> Iterator[Any]:
         store.close()
 
 
-def load_style_for_cli(name: str, lm: Any) -> Any:
-    """The named style's prior for this model; a missing style or a tokenizer mismatch is a UserError."""
-    from engine.steering import check_compatible
+def check_style_for_cli(name: str) -> None:
+    """Fail early (before a model loads) on a missing style or a bad blend `NAME:W,NAME:W`."""
+    from styles import blend_store
 
     with open_store() as store, user_errors():
+        if blend_store.resolve(store, name) is None:
+            store.get(name)
+
+
+def load_style_for_cli(name: str, lm: Any) -> Any:
+    """The prior of the named style, saved blend or blend `NAME:W,NAME:W` for this model; a missing
+    style, a bad blend or a tokenizer mismatch (of any part) is a UserError."""
+    from engine.steering import check_compatible
+    from styles import blend_store
+
+    with open_store() as store, user_errors():
+        found = blend_store.resolve(store, name)
+        if found is not None:
+            return blend_store.load_blend_prior(store, *found, device=lm.device, fingerprint=lm.fingerprint,
+                                                model=lm.name)
         prior = store.load_prior(name, device=lm.device)
         check_compatible(prior, lm)
     return prior

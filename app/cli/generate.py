@@ -10,7 +10,13 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from app.cli.common import UserError, add_model_arguments, load_model_for_cli, load_style_for_cli
+from app.cli.common import (
+    UserError,
+    add_model_arguments,
+    check_style_for_cli,
+    load_model_for_cli,
+    load_style_for_cli,
+)
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,
@@ -28,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="continue a prompt, steered by a style",
                        description="Continue PROMPT with the model, steered toward a style.")
     add_model_arguments(p)
-    p.add_argument("--style", default=None, help="style to steer toward (see `stylesteer styles list`)")
+    p.add_argument("--style", default=None,
+                   help="style or saved blend to steer toward (see `stylesteer styles list`), "
+                        "or a blend of styles: 'holmes:0.7,austen:0.3'")
     p.add_argument("--lam", type=float, default=DEFAULT_LAM,
                    help=f"steering strength lambda in [0, 1] (default {DEFAULT_LAM})")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help=f"steering mode (default {DEFAULT_MODE})")
@@ -94,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     if args.compare and not args.style:
         raise UserError("--compare needs --style: it compares steered output against the baseline")
     sampling = _sampling(args)
+    if args.style:
+        check_style_for_cli(args.style)
     lm = load_model_for_cli(args)
     prior = load_style_for_cli(args.style, lm) if args.style else None
     steering = StyleSteeringProcessor(prior, lam=args.lam, mode=args.mode, budget_bits=args.budget) \

@@ -1,4 +1,4 @@
-"""`stylesteer styles ...`: import, rebuild, list, show, rename, delete, remove-doc, export, import-file."""
+"""`stylesteer styles ...`: import, rebuild, blend, list, show, rename, delete, remove-doc, export, import-file."""
 
 from __future__ import annotations
 
@@ -46,6 +46,14 @@ def _register_building(ss: argparse._SubParsersAction) -> None:
     reb.add_argument("name", metavar="NAME")
     _model_argument(reb)
     reb.set_defaults(func=cmd_rebuild)
+
+    blend = ss.add_parser(
+        "blend", help="save a blend of styles under a name (usable like a style)",
+        description="Save a weighted mixture of styles as NAME, e.g. `styles blend mix holmes:0.7,austen:0.3`. "
+        "Weights are normalised to sum to 1; saving an existing blend's name replaces it.")
+    blend.add_argument("name", metavar="NAME")
+    blend.add_argument("spec", metavar="STYLE:WEIGHT,STYLE:WEIGHT")
+    blend.set_defaults(func=cmd_blend)
 
 
 def _register_reading(ss: argparse._SubParsersAction) -> None:
@@ -223,13 +231,31 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_blend(args: argparse.Namespace) -> int:
+    from styles import blend_store
+
+    with open_store() as store:
+        saved = blend_store.save_blend(store, args.name, args.spec)
+    print(f"Saved blend '{saved.name}': {_blend_text(saved)}.")
+    return 0
+
+
+def _blend_text(saved: Any) -> str:
+    parts = " + ".join(f"{name} {weight:.3g}" for name, weight in saved.spec.parts)
+    missing = f" (missing: {', '.join(saved.missing)})" if saved.missing else ""
+    return parts + missing
+
+
 def cmd_list(args: argparse.Namespace) -> int:
+    from styles import blend_store
+
     with open_store() as store:
         styles = store.list_styles()
+        blends = blend_store.list_blends(store)
     if args.json:
-        print(json.dumps([s.to_dict() for s in styles], indent=2))
+        print(json.dumps([s.to_dict() for s in styles] + [dict(b.to_dict(), kind="blend") for b in blends], indent=2))
         return 0
-    if not styles:
+    if not styles and not blends:
         print("No styles yet. Import some of your writing: stylesteer styles import NAME FILE_OR_FOLDER...")
         return 0
     rows = [("NAME", "TOKENIZER", "DOCS", "TOKENS", "ON DISK")]
@@ -240,13 +266,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                        for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
+    if blends:
+        print("\nBLEND" if styles else "BLEND")
+        width = max(len(b.name) for b in blends)
+        for b in blends:
+            print(f"{b.name.ljust(width)}  {_blend_text(b)}")
     return 0
 
 
 def _short_tokenizer(info: Any) -> str:
     return f"{short_tokenizer_name(info.tokenizer_name)} ({info.tokenizer_fingerprint[:8]})"
 
+def _show_blend(name: str, as_json: bool) -> bool:
+    """`styles show` for a saved blend; False when `name` is not one."""
+    from styles import blend_store
+
+    with open_store() as store:
+        saved = blend_store.find_blend(store, name) if store.find_style(name) is None else None
+    if saved is None:
+        return False
+    if as_json:
+        print(json.dumps(dict(saved.to_dict(), kind="blend"), indent=2))
+        return True
+    print(f"Blend:      {saved.name}")
+    for part, weight in saved.spec.parts:
+        print(f"  {weight:6.3f}  {part}" + ("  (missing: no longer in the library)" if part in saved.missing else ""))
+    print(f"Updated:    {saved.updated_at}")
+    return True
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    if _show_blend(args.name, args.json):
+        return 0
     with open_store() as store:
         info = store.get(args.name)
         docs = store.documents(args.name)
@@ -280,7 +331,13 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    from styles import blend_store
+
     with open_store() as store:
+        if store.find_style(args.name) is None and blend_store.find_blend(store, args.name) is not None:
+            store.delete(args.name)  # a blend holds no data of its own: no confirmation
+            print(f"Deleted blend '{args.name.strip()}'.")
+            return 0
         info = store.get(args.name)
         if not args.yes:
             try:

@@ -75,6 +75,17 @@ def _print_summary(summary: list[dict[str, Any]], out: Any = sys.stdout) -> None
         print(line, file=out)
 
 
+def _refuse_blend(style: str) -> None:
+    """The sweep measures one style against its own held-out documents, which a blend does not have."""
+    from styles import blend_store
+
+    with open_store() as store:
+        blend = blend_store.resolve(store, style)
+    if blend is not None:
+        raise UserError(f"the sweep measures one style at a time, and '{blend[0]}' is a blend: "
+                        "sweep each of its styles")
+
+
 def run(args: argparse.Namespace) -> int:
     from engine import sweep
 
@@ -87,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from styles.paths import slug
 
     out_dir = args.out or Path("sweep-out") / slug(args.style)
+    _refuse_blend(args.style)
     lm = load_model_for_cli(args)
     try:
         with open_store() as store:

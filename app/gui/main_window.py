@@ -428,7 +428,7 @@ class MainWindow(QMainWindow):
 
     # --- styles and steering --------------------------------------------------------------------
     def _restore_style(self, name: str) -> None:
-        if name in self.styles.style_names():
+        if self.styles.is_usable(name):
             self.styles.set_active(name)
 
     def _on_style_changed(self, name: str | None) -> None:

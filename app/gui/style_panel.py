@@ -1,4 +1,4 @@
-"""The style library: list, import (files, folder, drag and drop) with progress/ETA/Cancel, manage."""
+"""The style library: list, import (files, folder, drag and drop) with progress/ETA/Cancel, manage, blend."""
 
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui.blend_editor import BlendEditor
 from app.jobs.backend import ImportReport, StyleDetails, StyleInfo
 from app.jobs.worker import JobError, Worker
+from styles.blend import BlendError, is_blend_text, parse_blend
 
 NO_STYLE = "(none: unsteered)"
 
@@ -88,6 +90,11 @@ class StylePanel(QWidget):
         layout.addWidget(self.active_label)
         layout.addLayout(self._build_main_actions())
         layout.addLayout(self._build_more_actions())
+        self.blend_editor = BlendEditor()
+        self.blend_editor.setVisible(False)
+        self.blend_editor.useRequested.connect(self.set_active)
+        self.blend_editor.saveRequested.connect(self.save_blend)
+        layout.addWidget(self.blend_editor)
         layout.addLayout(self._build_progress_row())
         hint = QLabel("Drop files or folders here to import them.")
         hint.setObjectName("hint")
@@ -143,7 +150,10 @@ class StylePanel(QWidget):
         more.addAction("Export style to a file…", lambda: self.export_selected())
         more.addAction("Import a style file…", lambda: self.import_style_file())
         self.more_button.setMenu(more)
-        for b in (self.rebuild_button, self.rename_button, self.delete_button, self.more_button):
+        self.blend_button = push_button("Blend…", self.toggle_blend_editor,
+                                        tip="Mix several styles with weights; use the blend or save it")
+        self.blend_button.setCheckable(True)
+        for b in (self.rebuild_button, self.rename_button, self.delete_button, self.blend_button, self.more_button):
             row.addWidget(b)
         row.addStretch(1)
         return row
@@ -173,8 +183,22 @@ class StylePanel(QWidget):
     def set_styles(self, styles: list[StyleInfo]) -> None:
         self._styles = list(styles)
         self._render()
-        if self._active and self._active not in self.style_names():
+        self.blend_editor.set_styles([s.name for s in self._styles if not s.is_blend])
+        if self._active and not self.is_usable(self._active):
             self.set_active(None)  # it was deleted or renamed elsewhere
+
+    def is_usable(self, name: str) -> bool:
+        """A listed style or saved blend, or a blend written out whose styles are all listed."""
+        if name in self.style_names():
+            return True
+        if not is_blend_text(name):
+            return False
+        try:
+            parts = parse_blend(name).names
+        except BlendError:
+            return False
+        styles = {s.name for s in self._styles if not s.is_blend}
+        return all(p in styles for p in parts)
 
     def _render(self) -> None:
         styles = self._styles
@@ -192,11 +216,34 @@ class StylePanel(QWidget):
             short = s.tokenizer.replace("\\", "/").rstrip("/").split("/")[-1] or s.tokenizer
             tok = QTableWidgetItem(short + ("" if s.compatible else " (other model)"))
             tok.setToolTip(f"{s.tokenizer}\nfingerprint {s.fingerprint}")
+            if s.is_blend:
+                tok, tip = _blend_cell(s)
+                name.setToolTip(tip)
             name.setToolTip(name.toolTip() or f"{s.name}: {s.documents:,} documents, {s.tokens:,} tokens")
             for c, item in enumerate((name, docs, toks, tok)):
                 self.table.setItem(r, c, item)
             if s.name == selected:
                 self.table.selectRow(r)
+
+    # --- blends --------------------------------------------------------------------
+    def toggle_blend_editor(self) -> None:
+        """Show or hide the blend editor; opened on a selected saved blend, it edits that blend."""
+        show = not self.blend_editor.isVisible()
+        self.blend_editor.setVisible(show)
+        self.blend_button.setChecked(show)
+        info = self._info(self.selected())
+        if show and info is not None and info.is_blend:
+            self.blend_editor.load(info.name, info.blend)
+
+    def save_blend(self, name: str, parts: tuple[tuple[str, float], ...]) -> int:
+        def done(_r: object) -> None:
+            self.message.emit(f"Saved the blend “{name}”; use it like a style.")
+            self.refresh()
+
+        return self.worker.save_blend(name, parts, on_done=done, on_error=self._error)
+
+    def _info(self, name: str | None) -> StyleInfo | None:
+        return next((s for s in self._styles if s.name == name), None)
 
     def style_names(self) -> list[str]:
         return [s.name for s in self._styles]
@@ -278,7 +325,7 @@ class StylePanel(QWidget):
 
     def rebuild_selected(self) -> None:
         name = self.selected()
-        if not name or self._job is not None:
+        if not name or self._job is not None or self._blend_says(name, "rebuild its styles"):
             return
         self._t0 = time.monotonic()
         self._set_running(True, f"Rebuilding “{name}”…")
@@ -385,8 +432,22 @@ class StylePanel(QWidget):
         self.refresh()
 
     # --- details, export, style files ----------------------------------------------------
+    def _blend_says(self, name: str, what: str) -> bool:
+        """For a saved blend, which has no documents of its own: say what to do instead (True)."""
+        info = self._info(name)
+        if info is None or not info.is_blend:
+            return False
+        self.message.emit(f"“{name}” is a blend of styles: {what}.")
+        return True
+
     def show_details(self) -> int | None:
         name = self.selected()
+        info = self._info(name)
+        if info is not None and info.is_blend:  # a blend's details are its weights: edit them
+            self.blend_editor.setVisible(True)
+            self.blend_button.setChecked(True)
+            self.blend_editor.load(info.name, info.blend)
+            return None
         if not name:
             return None
         return self.worker.style_details(name, on_done=self._open_details, on_error=self._error)
@@ -410,7 +471,7 @@ class StylePanel(QWidget):
 
     def export_selected(self, file: Path | None = None) -> int | None:
         name = self.selected()
-        if not name:
+        if not name or self._blend_says(name, "export its styles"):
             return None
         if file is None:
             chosen, _ = QFileDialog.getSaveFileName(self, "Export style", f"{name}.stylesteer",
@@ -445,6 +506,19 @@ class StylePanel(QWidget):
         if paths:
             event.acceptProposedAction()
             self.start_import(paths)
+
+
+def _blend_cell(s: StyleInfo) -> tuple[QTableWidgetItem, str]:
+    """The tokenizer column of a saved blend (its mix) and the name's tooltip."""
+    mix = " + ".join(f"{name} {weight:.0%}" for name, weight in s.blend)
+    cell = QTableWidgetItem("blend" + (" (style missing)" if s.missing else "" if s.compatible else " (other model)"))
+    cell.setToolTip(mix)
+    tip = f"Blend of {mix}"
+    if s.missing:
+        tip += f"\nNo longer in the library: {', '.join(s.missing)}. Save the blend again without it."
+    elif not s.compatible:
+        tip += "\nSome of its styles were built with another tokenizer: rebuild them for the loaded model."
+    return cell, tip
 
 
 class StyleDetailsDialog(QDialog):

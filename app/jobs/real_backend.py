@@ -100,12 +100,23 @@ class RealBackend:
 
     # --- styles -----------------------------------------------------------------------------
     def list_styles(self) -> list[StyleInfo]:
+        """The styles, then the saved blends (compatible when all their styles are)."""
+        from styles import blend_store
+
         store = self._need_store()
         fp = self.lm.fingerprint if self.lm is not None else None
-        return [StyleInfo(name=s.name, documents=s.n_documents, tokens=s.n_tokens,
-                          tokenizer=short_tokenizer_name(s.tokenizer_name), fingerprint=s.tokenizer_fingerprint,
-                          compatible=fp is None or s.tokenizer_fingerprint == fp)
-                for s in store.list_styles()]
+        styles = [StyleInfo(name=s.name, documents=s.n_documents, tokens=s.n_tokens,
+                            tokenizer=short_tokenizer_name(s.tokenizer_name), fingerprint=s.tokenizer_fingerprint,
+                            compatible=fp is None or s.tokenizer_fingerprint == fp)
+                  for s in store.list_styles()]
+        by_name = {s.name.casefold(): s for s in styles}
+        for b in blend_store.list_blends(store):
+            parts = [by_name.get(n.casefold()) for n in b.spec.names]
+            styles.append(StyleInfo(name=b.name, documents=sum(p.documents for p in parts if p),
+                                    tokens=sum(p.tokens for p in parts if p), tokenizer="blend",
+                                    compatible=all(p is not None and p.compatible for p in parts),
+                                    blend=b.spec.parts, missing=b.missing))
+        return styles
 
     def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
                      cancel: threading.Event) -> ImportReport:
@@ -164,6 +175,14 @@ class RealBackend:
             self._need_store().delete(style)
         self._forget(style)
 
+    def save_blend(self, name: str, spec: str | Sequence[tuple[str, float]]) -> None:
+        from styles import blend_store
+        from styles.blend import BlendSpec
+
+        with _style_errors():
+            blend_store.save_blend(self._need_store(), name, spec if isinstance(spec, str) else BlendSpec(tuple(spec)))
+        self._forget(name)
+
     def style_details(self, style: str) -> StyleDetails:
         store = self._need_store()
         with _style_errors():
@@ -197,11 +216,15 @@ class RealBackend:
         self._priors = {k: v for k, v in self._priors.items() if k[0] != style}
 
     def prior(self, style: str) -> Any:
-        """The style's prior for the loaded model, built once and cached."""
+        """The prior of a style, saved blend or blend `NAME:W,NAME:W` for the loaded model, built once and cached."""
+        from styles import blend_store
         from styles.errors import check_tokenizer
         lm = self._need_model("steer")
         store = self._need_store()
         with _style_errors():
+            blend = blend_store.resolve(store, style)
+            if blend is not None:
+                return self._blend_prior(lm, *blend)
             info = store.get(style)
         key = (info.name, lm.fingerprint, info.updated_at)
         if key not in self._priors:
@@ -210,6 +233,30 @@ class RealBackend:
             self._forget(info.name)
             self._priors[key] = store.load_prior(info.name, device=str(lm.device))
         return self._priors[key]
+
+    def _blend_prior(self, lm: Any, name: str, spec: Any) -> Any:
+        """A blend's prior, cached until its weights or one of its styles change (inside _style_errors)."""
+        from styles import blend_store
+
+        store = self._need_store()
+        stamps = [store.get(part).updated_at for part in spec.names]
+        key = (name, lm.fingerprint, repr((spec.parts, stamps)))
+        if key not in self._priors:
+            prior = blend_store.load_blend_prior(store, name, spec, device=str(lm.device), fingerprint=lm.fingerprint,
+                                                 model=lm.name)
+            self._forget(name)
+            self._priors[key] = prior
+        return self._priors[key]
+
+    def _single_style(self, style: str, what: str) -> None:
+        """Tune λ and the sweep measure one style against its held-out documents: not a blend."""
+        from styles import blend_store
+
+        with _style_errors():
+            blend = blend_store.resolve(self._need_store(), style)
+        if blend is not None:
+            raise UserFacingError(f"{what} measures one style at a time, and “{blend[0]}” is a blend: "
+                                  f"run it for each of its styles, or steer with the blend at a λ you choose.")
 
     # --- generation -------------------------------------------------------------------------
     def _processor_for(self, steer: SteerParams) -> Any:
@@ -274,6 +321,7 @@ class RealBackend:
         from engine import sweep
 
         lm = self._need_model("tune λ")
+        self._single_style(style, "Tune λ")
         self.prior(style)  # a clear message for a missing or mismatched style
         try:
             return sweep.tune(lm, self._need_store(), style, mode=params.mode, margin=params.margin,
@@ -295,6 +343,7 @@ def _run_sweep(backend_self: RealBackend, style: str, params: SweepParams, progr
     from engine.plots import plot_dir, write_report
 
     lm = backend_self._need_model("run a sweep")
+    backend_self._single_style(style, "The sweep")
     backend_self.prior(style)  # a clear message for a missing or mismatched style
     try:
         lams = sweep.parse_lams(params.lams) if params.lams.strip() else list(sweep.PAPER_LAMS)

@@ -363,6 +363,9 @@ class Worker(QObject):
     def delete_style(self, style: str, **callbacks: Any) -> int:
         return self.submit("delete", lambda ctx: ctx.backend.delete_style(style), **callbacks)
 
+    def save_blend(self, name: str, spec: str | Sequence[tuple[str, float]], **callbacks: Any) -> int:
+        return self.submit("save_blend", lambda ctx: ctx.backend.save_blend(name, spec), **callbacks)
+
     def style_details(self, style: str, **callbacks: Any) -> int:
         return self.submit("details", lambda ctx: ctx.backend.style_details(style), **callbacks)
 
