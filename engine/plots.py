@@ -23,7 +23,7 @@ from engine.sweep import (
 )
 from engine.types import MODES
 
-COLORS = {"paper": "#d62728", "dense": "#1f77b4", "budget": "#2ca02c", "interpolate": "#9467bd", PROMPT_MODE: "#7f7f7f"}
+COLORS = {"paper": "#d62728", "dense": "#1f77b4", "budget": "#2ca02c", PROMPT_MODE: "#7f7f7f"}
 LABELS = {
     "style_ppl": "style PPL (steering prior)",
     "heldout_style_ppl": "style PPL (held-out prior)",

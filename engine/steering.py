@@ -84,10 +84,6 @@ class StyleSteeringProcessor(LogitsProcessor):
       - "dense":  z + lam * log P_mix(i | ctx) for every token (product of experts);
       - "budget": dense with, per row and step, the largest lam_t in [0, 1] with JS(base, steered) <= lam * budget_bits:
         the slider sets the divergence each token may spend (tau = lam * tau_max), so every position of it acts;
-      - "interpolate": z + lam * (log P_mix(i | ctx) - log p_model(i | ctx)), i.e. p_model^(1-lam) * P_mix^lam:
-        log-linear interpolation. The term favours what the style uses more than the model (ordinary text) does,
-        and unlike "dense" it never sharpens the distribution as lam grows, so high lambdas do not collapse into
-        repetition as fast. Not in the paper.
 
     Shapes: input_ids [B, T] (long), scores [B, V'] (float); returns a new [B, V'] tensor (the input is
     never modified). V' may exceed the prior's vocabulary (padded embeddings): those columns are left alone.
@@ -95,7 +91,7 @@ class StyleSteeringProcessor(LogitsProcessor):
     Args:
         prior: the style prior (`engine.prior.Prior`), built with the model's tokenizer.
         lam: lambda in [0, 1]; `set_lam` changes it from any thread, and each call reads it once.
-        mode: "paper", "dense", "budget" or "interpolate".
+        mode: "paper", "dense" or "budget".
         budget_bits: budget mode's tau_max: the largest JS divergence per token at lam = 1, in bits (> 0); a row
             asking for lam may spend lam * budget_bits.
         row_scale: per-row multipliers of lam, each in [0, 1] (compare mode: (0, 1) keeps the baseline
@@ -174,21 +170,12 @@ class StyleSteeringProcessor(LogitsProcessor):
             term = term[:, :width]
         return term
 
-    def _prior_width(self) -> int:
-        size = getattr(self.prior, "vocab_size", None)
-        return int(size) if size is not None else 1 << 62
-
     def steer(self, input_ids: torch.Tensor, scores: torch.Tensor) -> Steered:
         """The steered scores and the lambda each row got; changes nothing (not even `state`)."""
         lams = self.row_lams(scores.shape[0], scores.device)
         if not bool((lams > 0).any()):
             return Steered(scores, lams)
         term = self.style_term(input_ids, scores.shape[-1]).to(device=scores.device, dtype=scores.dtype)
-        if self.mode == "interpolate":
-            # Only over the prior's own vocabulary: padded columns stay untouched in every mode.
-            real = min(self._prior_width(), scores.shape[-1])
-            model_lp = torch.log_softmax(scores.float(), dim=-1)[:, :real].to(scores.dtype)
-            term = torch.cat([term[:, :real] - model_lp, term[:, real:]], dim=-1)
         if self.mode == "budget":
             lams = self._budgeted(scores, term, lams)
         # The prior's terms are finite by contract (smoothed log-probabilities), so the sum
@@ -208,10 +195,10 @@ class StyleSteeringProcessor(LogitsProcessor):
         strongest steering already fits keeps it. The base distribution is computed once; each bisection step costs
         one log-softmax and one JS.
         """
-        tau = lams.float() * self.budget_bits
         base = scores.float()
         lp = torch.log_softmax(base, dim=-1)
         term = term.float()
+        tau = lams.float() * self.budget_bits
 
         def within(lam_t: torch.Tensor) -> torch.Tensor:
             return js_bits(lp, torch.log_softmax(base + lam_t[:, None] * term, dim=-1)) <= tau

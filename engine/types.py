@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast, get_args
 
 Side = Literal["steered", "baseline"]
-Mode = Literal["paper", "dense", "budget", "interpolate"]
+Mode = Literal["paper", "dense", "budget"]
 MODES: tuple[str, ...] = get_args(Mode)
 # The product's defaults, chosen from the λ sweep (docs/results.md): budget mode at λ = 0.3 with
 # τ = 0.05 bits lowers held-out style PPL by ~55% at almost no fluency cost, and no λ breaks the text.

@@ -26,8 +26,9 @@ from engine.types import (
     SamplingConfig,
 )
 
-# A colour-blind-safe sequential ramp (viridis stops) for JS divergence, as 256-colour ANSI codes.
-_JS_RAMP = [(0.0, 54), (0.01, 61), (0.03, 67), (0.06, 72), (0.1, 114), (0.2, 184), (0.4, 226)]
+# A colour-blind-safe sequential ramp (viridis stops) for JS divergence, as 256-colour ANSI codes, on a log scale
+# like the app's legend: a token spends from thousandths to a few tenths of a bit.
+_JS_RAMP = [(0.0, 54), (3e-4, 61), (1e-3, 67), (3e-3, 72), (0.01, 114), (0.03, 184), (0.1, 226)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,7 +26,6 @@ SLIDER_STEPS = 1000
 MODE_HELP = {
     "paper": "paper: the published update, only on tokens the style has seen (faithful to the paper)",
     "dense": "dense: product of experts over every token (p_model · p_style^λ)",
-    "interpolate": "interpolate: p_model^(1−λ) · p_style^λ, favours what the style uses more than the model does",
     "budget": "budget: dense steering as strong as each token's JS budget allows; λ sets the budget (λ × τmax bits)",
 }
 

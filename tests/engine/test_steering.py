@@ -69,23 +69,6 @@ def test_dense_mode_is_product_of_experts():
     assert torch.allclose(torch.softmax(out, -1), poe / poe.sum(), atol=1e-6)
 
 
-@pytest.mark.parametrize("lam", [0.0, 0.3, 1.0])
-def test_interpolate_mode_is_log_linear(lam):
-    proc = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=lam, mode="interpolate")
-    out = proc(IDS, SCORES.clone())
-    # p_steered is proportional to p_model ** (1 - lam) * p_prior ** lam: at lam 1, the prior itself
-    p_model = torch.softmax(SCORES, -1)
-    mixed = p_model ** (1 - lam) * torch.tensor([MIX]).exp() ** lam
-    assert torch.allclose(torch.softmax(out, -1), mixed / mixed.sum(), atol=1e-6)
-
-
-def test_interpolate_leaves_padded_columns_alone():
-    # the model has two more logits than the prior's vocabulary (padded embeddings)
-    scores = torch.cat([SCORES, torch.tensor([[-4.0, 0.0]])], dim=-1)
-    out = StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=1.0, mode="interpolate")(IDS, scores)
-    assert out[0, V:].tolist() == [-4.0, 0.0]
-
-
 def test_no_in_place_mutation():
     scores = SCORES.clone()
     StyleSteeringProcessor(FixedPrior(DELTA, MIX), lam=1.0, mode="dense")(IDS, scores)
