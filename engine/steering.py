@@ -11,12 +11,16 @@ from typing import Any, NamedTuple
 import torch
 from transformers import LogitsProcessor
 
-from engine.divergence import js_bits
+from engine.divergence import LN2, js_bits
 from engine.prior import Prior
 from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, Mode, parse_mode
 from styles.errors import check_tokenizer
 
 BUDGET_ITERATIONS = 14  # bisection steps: lambda resolved to BUDGET_MAX_LAM / 2**14
+# Budget mode's reference uncertainty: where the model's next-token entropy is this many bits (as unsure as between
+# 16 equally likely words), a row at lambda may spend lam * tau_max bits of JS; a surer step less, a less sure one
+# more, in proportion to the entropy.
+BUDGET_REF_ENTROPY_BITS = 4.0
 # Budget mode's strongest steering: the dense term at full weight, spent only where the divergence budget allows.
 BUDGET_MAX_LAM = 1.0
 
@@ -76,14 +80,27 @@ def _row_scale_tensor(row_scale: Sequence[float] | torch.Tensor | None) -> torch
     return scale
 
 
+def step_budget_bits(logprobs: torch.Tensor, lams: torch.Tensor, tau_max: float) -> torch.Tensor:
+    """Budget mode's JS budget per row: lam * tau_max * H(p) / BUDGET_REF_ENTROPY_BITS, in bits.
+
+    logprobs [B, V] are the model's log-probabilities (natural log), lams [B]; returns [B]. The budget follows both
+    the slider and the model's uncertainty at this step (its entropy H, in bits).
+    """
+    p = logprobs.exp()
+    entropy_bits = -(p * logprobs.clamp_min(torch.finfo(logprobs.dtype).min)).sum(dim=-1) / LN2
+    return lams * tau_max * entropy_bits.clamp_min(0.0) / BUDGET_REF_ENTROPY_BITS
+
+
 class StyleSteeringProcessor(LogitsProcessor):
     """Add lambda times a style term to the logits.
 
     Modes (METHOD.md):
       - "paper":  z + lam * sum_n w_n log P_n(i | ctx_n), only for tokens in a seen context's table;
       - "dense":  z + lam * log P_mix(i | ctx) for every token (product of experts);
-      - "budget": dense with, per row and step, the largest lam_t in [0, 1] with JS(base, steered) <= lam * budget_bits:
-        the slider sets the divergence each token may spend (tau = lam * tau_max), so every position of it acts;
+      - "budget": dense with, per row and step, the largest lam_t in [0, 1] with JS(base, steered) <= tau, where
+        tau = lam * tau_max * H(base) / BUDGET_REF_ENTROPY_BITS (`step_budget_bits`): the slider sets the divergence
+        each token may spend, so every position of it acts, and a step where the model is sure of its next token is
+        moved less than one where many words would do.
 
     Shapes: input_ids [B, T] (long), scores [B, V'] (float); returns a new [B, V'] tensor (the input is
     never modified). V' may exceed the prior's vocabulary (padded embeddings): those columns are left alone.
@@ -92,8 +109,8 @@ class StyleSteeringProcessor(LogitsProcessor):
         prior: the style prior (`engine.prior.Prior`), built with the model's tokenizer.
         lam: lambda in [0, 1]; `set_lam` changes it from any thread, and each call reads it once.
         mode: "paper", "dense" or "budget".
-        budget_bits: budget mode's tau_max: the largest JS divergence per token at lam = 1, in bits (> 0); a row
-            asking for lam may spend lam * budget_bits.
+        budget_bits: budget mode's tau_max, in bits (> 0): the JS divergence a token may spend at lam = 1 where the
+            model's entropy is BUDGET_REF_ENTROPY_BITS; a row asking for lam may spend lam * budget_bits there.
         row_scale: per-row multipliers of lam, each in [0, 1] (compare mode: (0, 1) keeps the baseline
             row unsteered; a sweep batch: lam 1 and one lambda per row); None steers every row by lam.
         state: a SteeringState that each call fills with the lambdas applied and the steered scores.
@@ -189,7 +206,7 @@ class StyleSteeringProcessor(LogitsProcessor):
         return out.scores  # type: ignore[return-value]
 
     def _budgeted(self, scores: torch.Tensor, term: torch.Tensor, lams: torch.Tensor) -> torch.Tensor:
-        """Per row, the largest lam_t in [0, BUDGET_MAX_LAM] with JS(base, base + lam_t * term) <= lam * tau_max.
+        """Per row, the largest lam_t in [0, BUDGET_MAX_LAM] with JS(base, base + lam_t * term) <= `step_budget_bits`.
 
         A row asking for lam 0 gets 0. JS grows with lam_t along this path, so a bisection finds lam_t; a row whose
         strongest steering already fits keeps it. The base distribution is computed once; each bisection step costs
@@ -198,7 +215,7 @@ class StyleSteeringProcessor(LogitsProcessor):
         base = scores.float()
         lp = torch.log_softmax(base, dim=-1)
         term = term.float()
-        tau = lams.float() * self.budget_bits
+        tau = step_budget_bits(lp, lams.float(), self.budget_bits)
 
         def within(lam_t: torch.Tensor) -> torch.Tensor:
             return js_bits(lp, torch.log_softmax(base + lam_t[:, None] * term, dim=-1)) <= tau

@@ -42,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"steering strength lambda in [0, 1] (default {DEFAULT_LAM})")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help=f"steering mode (default {DEFAULT_MODE})")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU_MAX",
-                   help="budget mode: the JS each token may spend at lambda 1, in bits; lambda L spends at most "
-                   f"L times it (default {DEFAULT_BUDGET_BITS})")
+                   help="budget mode: the JS a token may spend at lambda 1 where the model's entropy is 4 bits; "
+                   f"lambda L spends L times it, scaled by the entropy (default {DEFAULT_BUDGET_BITS})")
     d = SamplingConfig()
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
     p.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")

@@ -34,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "check (top-p 0.9, temperature 1.0); 'product' the app's default sampling (temperature 0.8, "
                    "top-k 50, top-p 0.95, repetition penalty 1.15)")
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_BITS, metavar="TAU_MAX",
-                   help="budget mode: the JS each token may spend at lambda 1, in bits; a row at lambda L spends "
-                   f"at most L times it (default {DEFAULT_BUDGET_BITS})")
+                   help="budget mode: the JS a token may spend at lambda 1 where the model's entropy is 4 bits; "
+                   f"lambda L spends L times it, scaled by the entropy (default {DEFAULT_BUDGET_BITS})")
     p.add_argument("--prompt-baseline", default=None, metavar="TEXT",
                    help="also measure the prompt-only baseline: TEXT prepended to each prompt, lambda 0 "
                    "(e.g. 'Write in the style of Arthur Conan Doyle:')")

@@ -26,7 +26,8 @@ SLIDER_STEPS = 1000
 MODE_HELP = {
     "paper": "paper: the published update, only on tokens the style has seen (faithful to the paper)",
     "dense": "dense: product of experts over every token (p_model · p_style^λ)",
-    "budget": "budget: dense steering as strong as each token's JS budget allows; λ sets the budget (λ × τmax bits)",
+    "budget": "budget: dense steering as strong as each token's JS budget allows; the budget is λ × τmax, scaled by "
+              "how unsure the model is at that token",
 }
 
 
@@ -77,8 +78,9 @@ class SteeringControls(QWidget):
         sform.addRow("Mode:", self.mode)
         self.budget = self._dspin(0.001, 1.0, 0.005, 3, "Budget tau max")
         self.budget.setSuffix(" bits")
-        self.budget.setToolTip("budget mode: the JS divergence a token may spend at λ = 1; at λ it may spend "
-                               "λ × this, so the slider acts over its whole range")
+        self.budget.setToolTip("budget mode: the JS divergence a token may spend at λ = 1 where the model is as "
+                               "unsure as between 16 words (4 bits of entropy); at λ it may spend λ × this, more "
+                               "where the model is less sure, less where it is surer")
         sform.addRow("Budget τmax:", self.budget)
         self.mode_help = QLabel()
         self.mode_help.setObjectName("hint")

@@ -214,13 +214,13 @@ def test_processor_works_inside_hf_generate(demo_lm, sherlock_prior, mode):
     from transformers import LogitsProcessorList
 
     ids = demo_lm.tokenizer(PROMPT, return_tensors="pt").input_ids
-    proc = StyleSteeringProcessor(sherlock_prior, lam=0.4, mode=mode, budget_bits=0.05)
+    proc = StyleSteeringProcessor(sherlock_prior, lam=0.4, mode=mode, budget_bits=0.2)
     with torch.inference_mode():
         out = demo_lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
                                      logits_processor=LogitsProcessorList([proc]),
                                      pad_token_id=demo_lm.tokenizer.eos_token_id)
     ours = stream(demo_lm, PROMPT, greedy(12), StyleSteeringProcessor(sherlock_prior, lam=0.4, mode=mode,
-                                                                      budget_bits=0.05))
+                                                                      budget_bits=0.2))
     list(ours)
     assert out[0, ids.shape[1]:].tolist()[:len(ours.token_ids)] == ours.token_ids
     plain = hf_greedy(demo_lm, PROMPT, 12)

@@ -13,9 +13,11 @@ import torch
 import engine.steering
 from engine.divergence import js_bits
 from engine.steering import (
+    BUDGET_REF_ENTROPY_BITS,
     SteeringState,
     StyleSteeringProcessor,
     check_compatible,
+    step_budget_bits,
 )
 from styles.errors import TokenizerMismatch
 from styles.prior import StylePrior
@@ -81,10 +83,37 @@ def test_lambda_zero_is_identity(mode):
     assert torch.equal(proc(IDS, SCORES), SCORES)
 
 
+def _budget(lam: float, tau_max: float, scores: torch.Tensor = SCORES) -> float:
+    return float(step_budget_bits(torch.log_softmax(scores, -1), torch.tensor([lam]), tau_max)[0])
+
+
+def test_step_budget_follows_the_slider_and_the_entropy():
+    # tau = lam * tau_max * H / H_ref: two equally likely tokens are 1 bit of entropy, four are 2 bits
+    two = torch.log(torch.tensor([[0.5, 0.5, 0.0, 0.0]]))
+    four = torch.log(torch.full((1, 4), 0.25))
+    lam = torch.tensor([0.5])
+    assert float(step_budget_bits(two, lam, 0.2)[0]) == pytest.approx(0.5 * 0.2 * 1 / BUDGET_REF_ENTROPY_BITS)
+    assert float(step_budget_bits(four, lam, 0.2)[0]) == pytest.approx(0.5 * 0.2 * 2 / BUDGET_REF_ENTROPY_BITS)
+    sure = torch.log_softmax(torch.tensor([[30.0, 0.0, 0.0, 0.0]]), -1)
+    assert float(step_budget_bits(sure, lam, 0.2)[0]) < 1e-9
+
+
+def test_budget_moves_a_sure_step_less_than_an_unsure_one():
+    mix = [0.0, -8.0, -8.0, 0.0, -8.0]
+    sure = torch.tensor([[6.0, 0.0, -1.0, 0.5, -2.0]])
+    unsure = torch.tensor([[0.2, 0.0, 0.1, 0.0, 0.1]])
+    proc = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=0.5, mode="budget", budget_bits=0.1)
+    out = proc(IDS.repeat(2, 1), torch.cat([sure, unsure]))
+    js = js_bits_from_logits(torch.cat([sure, unsure]), out)
+    assert float(js[0]) <= _budget(0.5, 0.1, sure) + 1e-6 and float(js[1]) <= _budget(0.5, 0.1, unsure) + 1e-6
+    assert float(js[0]) < float(js[1])
+
+
 def test_budget_respects_tau_and_is_maximal():
-    tau = 0.01
+    tau_max = 0.04
+    tau = _budget(1.0, tau_max)
     proc = StyleSteeringProcessor(FixedPrior(DELTA, [0.0, -8.0, -8.0, 0.0, -8.0]), lam=1.0, mode="budget",
-                                  budget_bits=tau)
+                                  budget_bits=tau_max)
     out, lams = proc.steer(IDS, SCORES)
     lam_t = float(lams[0])
     assert 0 < lam_t < 1.0
@@ -102,17 +131,17 @@ def test_budget_steers_fully_where_the_budget_allows():
 
 
 def test_budget_follows_the_slider():
-    # tau = lam * tau_max: the JS each step spends rises strictly with lambda, up to the strongest steering
+    # tau = lam * tau_max * H / H_ref: the JS each step spends rises strictly with lambda, up to the strongest steering
     mix = [0.0, -8.0, -8.0, 0.0, -8.0]
-    tau_max = 0.05
+    tau_max = 0.1
     proc = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=0.0, mode="budget", budget_bits=tau_max)
     spent = []
     for lam in (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0):
         proc.set_lam(lam)
         out, _lams = proc.steer(IDS, SCORES)
         js = float(js_bits_from_logits(SCORES, out)[0])
-        assert js <= lam * tau_max + 1e-6
-        assert js == pytest.approx(lam * tau_max, rel=2e-2)  # the budget binds: all of it is spent
+        assert js <= _budget(lam, tau_max) + 1e-6
+        assert js == pytest.approx(_budget(lam, tau_max), rel=2e-2)  # the budget binds: all of it is spent
         spent.append(js)
     assert all(b > a for a, b in itertools.pairwise(spent))
 
@@ -177,7 +206,7 @@ def test_per_row_lambdas_of_a_batch_row_by_row():
     assert lams[0] == 0.0 and torch.equal(out[0], SCORES[0])
     assert 0 < lams[1] < lams[2]  # each row spends its own lambda times the budget
     js = js_bits_from_logits(SCORES.repeat(3, 1), out)
-    assert float(js[1]) <= 0.001 * 0.01 + 1e-7 and float(js[2]) <= 0.01 + 1e-6
+    assert float(js[1]) <= _budget(0.001, 0.01) + 1e-7 and float(js[2]) <= _budget(1.0, 0.01) + 1e-6
     alone = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=0.01)
     assert torch.equal(out[2], alone(IDS, SCORES)[0])
 
