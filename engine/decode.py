@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -21,6 +22,7 @@ from transformers import (
 )
 
 from engine.divergence import js_bits, js_bits_np, log_softmax_np
+from engine.kvcache import PrefixCache, repeat_rows
 from engine.models import LoadedModel
 from engine.prior import Prior
 from engine.steering import SteeringState, StyleSteeringProcessor
@@ -167,10 +169,13 @@ def _choose(scores: torch.Tensor, greedy: bool, generators: list[torch.Generator
 
 def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
                  steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
-                 seeds: list[int | None], row_scale: Sequence[float] | None = None) -> Iterator[_Step]:
+                 seeds: list[int | None], row_scale: Sequence[float] | None = None,
+                 prefix: PrefixCache | None = None) -> Generator[_Step, None, None]:
     """Decode several prompts in one batch (left-padded), one forward per step for all rows.
 
-    `row_scale` multiplies the steering lambda per row (None: every row gets it).
+    `row_scale` multiplies the steering lambda per row (None: every row gets it). Identical rows are
+    prefilled once; with `prefix` that prefill reuses the cached keys and values of the longest prefix
+    the prompt shares with the last generation, and leaves the new ones there for the next.
     """
     model, device, B = lm.model, lm.device, len(rows)
     pad = lm.tokenizer.pad_token_id
@@ -184,34 +189,67 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
     eos = _stop_ids(lm, sampling)
     done = [False] * B
     history = ids
-    cache = {_cache_keyword(model): DynamicCache(config=model.config)}
+    keyword = _cache_keyword(model)
     # Without padding the causal mask is implicit; building an explicit one every step costs
     # more than the attention itself for a small model on the CPU.
     padded = any(len(r) != ids.shape[1] for r in rows)
+    shared = all(r == rows[0] for r in rows)
+    fed = list(rows[0])  # what a batch of one's cache holds, for the prefix cache
+    whole = False  # whether the cache holds exactly `fed` (not in the middle of a forward)
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position, use_cache=True,
-                    logits_to_keep=1, **cache)
-        for index in range(sampling.max_new_tokens):
-            base = out.logits[:, -1, :].to(dtype=torch.float32)
-            tokens = _choose(chain(cast(torch.LongTensor, history), base), sampling.greedy, generators)
-            steered = state.scores if steering is not None and state.scores is not None else base
-            lams = state.lams.tolist() if steering is not None and state.lams is not None else [0.0] * B
-            token_list = tokens.tolist()
-            active = [not d for d in done]
-            base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
-            yield _Step(index, token_list, active, base, steered, lams, base_lp)
-            for b, t in enumerate(token_list):
-                done[b] = done[b] or (active[b] and t in eos)
-            if all(done) or index + 1 == sampling.max_new_tokens or (cancel is not None and cancel.is_set()):
-                return
-            next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done, strict=True)],
-                                    dtype=torch.long, device=device)
-            history = torch.cat([history, next_ids], dim=-1)
-            position = position[:, -1:] + 1
-            if padded:
-                mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
-            out = model(input_ids=next_ids, attention_mask=mask if padded else None, position_ids=position,
-                        use_cache=True, **cache)
+        if shared:
+            kv, logits = _prefill(lm, rows[0], prefix)
+            if B == 1:
+                whole = True
+            else:
+                if prefix is not None:
+                    prefix.put(model, kv, rows[0])  # the rows' own keys and values go into a copy
+                kv, logits = repeat_rows(kv, B, model.config), logits.repeat(B, 1)
+        else:
+            kv = DynamicCache(config=model.config)
+            logits = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position,
+                           use_cache=True, logits_to_keep=1, **{keyword: kv}).logits[:, -1, :]
+        try:
+            for index in range(sampling.max_new_tokens):
+                base = logits.to(dtype=torch.float32)
+                tokens = _choose(chain(cast(torch.LongTensor, history), base), sampling.greedy, generators)
+                steered = state.scores if steering is not None and state.scores is not None else base
+                lams = state.lams.tolist() if steering is not None and state.lams is not None else [0.0] * B
+                token_list = tokens.tolist()
+                active = [not d for d in done]
+                base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
+                yield _Step(index, token_list, active, base, steered, lams, base_lp)
+                for b, t in enumerate(token_list):
+                    done[b] = done[b] or (active[b] and t in eos)
+                if all(done) or index + 1 == sampling.max_new_tokens or (cancel is not None and cancel.is_set()):
+                    return
+                next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done, strict=True)],
+                                        dtype=torch.long, device=device)
+                history = torch.cat([history, next_ids], dim=-1)
+                position = position[:, -1:] + 1
+                if padded:
+                    mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
+                whole = False
+                logits = model(input_ids=next_ids, attention_mask=mask if padded else None, position_ids=position,
+                               use_cache=True, **{keyword: kv}).logits[:, -1, :]
+                fed.append(token_list[0])
+                whole = B == 1
+        finally:
+            if prefix is not None and whole:
+                prefix.put(model, kv, fed)
+
+
+def _prefill(lm: LoadedModel, ids: list[int], prefix: PrefixCache | None) -> tuple[Any, torch.Tensor]:
+    """(cache holding `ids`, [1, V] logits after the last of them); only the tokens `prefix` lacks are fed."""
+    model = lm.model
+    kv, start = prefix.take(model, ids) if prefix is not None else (None, 0)
+    if kv is None:
+        kv, start = DynamicCache(config=model.config), 0
+    new = torch.tensor([ids[start:]], dtype=torch.long, device=lm.device)
+    position = torch.arange(start, len(ids), dtype=torch.long, device=lm.device).unsqueeze(0)
+    out = model(input_ids=new, position_ids=position, use_cache=True, logits_to_keep=1,
+                **{_cache_keyword(model): kv})
+    return kv, out.logits[:, -1, :]
 
 
 def _stop_ids(lm: LoadedModel, sampling: SamplingConfig) -> set[int]:
@@ -310,9 +348,11 @@ class Generation:
     """One streamed continuation. Iterate for TokenSteps; then read the result and `summary()`."""
 
     def __init__(self, lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-                 steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None) -> None:
+                 steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None,
+                 prefix: PrefixCache | None = None) -> None:
         sampling.validate()
         self.lm, self.sampling, self.steering, self.cancel = lm, sampling, steering, cancel
+        self.prefix = prefix
         self.notices: list[str] = []
         self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
         self._state = _SideState("steered" if steering is not None else "baseline",
@@ -325,12 +365,13 @@ class Generation:
         self._started = True
         alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
         state = self._state
-        for step in _decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
-                                 [self.sampling.seed]):
-            rec = _record(state, step, 0, self.sampling, alt_text, eos, self.steering is not None)
-            if rec is None:
-                return
-            yield rec
+        with contextlib.closing(_decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
+                                             [self.sampling.seed], prefix=self.prefix)) as steps:
+            for step in steps:
+                rec = _record(state, step, 0, self.sampling, alt_text, eos, self.steering is not None)
+                if rec is None:
+                    return
+                yield rec
         state.note_cancel(self.cancel, self.sampling.max_new_tokens)
 
     @property
@@ -356,20 +397,27 @@ class Generation:
 
 
 def stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-           steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None) -> Generation:
-    """A streamed continuation of `prompt`; steered when `steering` is given."""
-    return Generation(lm, prompt, sampling, steering, cancel)
+           steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None,
+           prefix: PrefixCache | None = None) -> Generation:
+    """A streamed continuation of `prompt`; steered when `steering` is given.
+
+    With `prefix`, the context's keys and values are reused from the last generation as far as the
+    token ids agree, and this one's are left there for the next.
+    """
+    return Generation(lm, prompt, sampling, steering, cancel, prefix)
 
 
 class CompareGeneration:
     """Baseline and steered continuations of one prompt with one seed, decoded in one batch."""
 
     def __init__(self, lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-                 steering: StyleSteeringProcessor, cancel: threading.Event | None = None) -> None:
+                 steering: StyleSteeringProcessor, cancel: threading.Event | None = None,
+                 prefix: PrefixCache | None = None) -> None:
         sampling.validate()
         if steering is None:
             raise ValueError("compare mode needs a steering processor (a style)")
         self.lm, self.sampling, self.steering, self.cancel = lm, sampling, steering, cancel
+        self.prefix = prefix
         self.notices: list[str] = []
         self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
         self.baseline = _SideState("baseline", TextTracker(lm.tokenizer, self.prompt_ids))
@@ -380,7 +428,8 @@ class CompareGeneration:
         sides = (self.baseline, self.steered)
         # Row 0 is the baseline (lambda x 0), row 1 follows the live lambda.
         for step in _decode_rows(self.lm, [self.prompt_ids, self.prompt_ids], self.sampling, self.steering,
-                                 self.cancel, [self.sampling.seed, self.sampling.seed], row_scale=(0.0, 1.0)):
+                                 self.cancel, [self.sampling.seed, self.sampling.seed], row_scale=(0.0, 1.0),
+                                 prefix=self.prefix):
             pair: list[TokenStep | None] = [None, None]
             for row, state in enumerate(sides):
                 if not state.finished and step.active[row]:
@@ -402,9 +451,10 @@ class CompareGeneration:
 
 
 def compare_stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-                   steering: StyleSteeringProcessor, cancel: threading.Event | None = None) -> CompareGeneration:
-    """Baseline and steered side by side, streamed as (baseline, steered) pairs."""
-    return CompareGeneration(lm, prompt, sampling, steering, cancel)
+                   steering: StyleSteeringProcessor, cancel: threading.Event | None = None,
+                   prefix: PrefixCache | None = None) -> CompareGeneration:
+    """Baseline and steered side by side, streamed as (baseline, steered) pairs (`prefix` as for `stream`)."""
+    return CompareGeneration(lm, prompt, sampling, steering, cancel, prefix)
 
 
 # -- batches (the sweep) ------------------------------------------------------------------------
