@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
@@ -170,7 +170,7 @@ def _choose(scores: torch.Tensor, greedy: bool, generators: list[torch.Generator
 def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
                  steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
                  seeds: list[int | None], row_scale: Sequence[float] | None = None,
-                 prefix: PrefixCache | None = None) -> Generator[_Step, None, None]:
+                 prefix: PrefixCache | None = None) -> Iterator[_Step]:
     """Decode several prompts in one batch (left-padded), one forward per step for all rows.
 
     `row_scale` multiplies the steering lambda per row (None: every row gets it). Identical rows are
@@ -189,67 +189,61 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
     eos = _stop_ids(lm, sampling)
     done = [False] * B
     history = ids
-    keyword = _cache_keyword(model)
+    cache = {_cache_keyword(model): DynamicCache(config=model.config)}
     # Without padding the causal mask is implicit; building an explicit one every step costs
     # more than the attention itself for a small model on the CPU.
     padded = any(len(r) != ids.shape[1] for r in rows)
-    shared = all(r == rows[0] for r in rows)
-    fed = list(rows[0])  # what a batch of one's cache holds, for the prefix cache
-    whole = False  # whether the cache holds exactly `fed` (not in the middle of a forward)
+    fed = list(rows[0])  # row 0's ids so far: in a batch of one, what its cache holds (`prefix` keeps both)
     with torch.inference_mode():
-        if shared:
-            kv, logits = _prefill(lm, rows[0], prefix)
-            if B == 1:
-                whole = True
-            else:
-                if prefix is not None:
-                    prefix.put(model, kv, rows[0])  # the rows' own keys and values go into a copy
-                kv, logits = repeat_rows(kv, B, model.config), logits.repeat(B, 1)
+        if all(r == rows[0] for r in rows):
+            out = _prefill(lm, fed, B, prefix, cache)
         else:
-            kv = DynamicCache(config=model.config)
-            logits = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position,
-                           use_cache=True, logits_to_keep=1, **{keyword: kv}).logits[:, -1, :]
-        try:
-            for index in range(sampling.max_new_tokens):
-                base = logits.to(dtype=torch.float32)
-                tokens = _choose(chain(cast(torch.LongTensor, history), base), sampling.greedy, generators)
-                steered = state.scores if steering is not None and state.scores is not None else base
-                lams = state.lams.tolist() if steering is not None and state.lams is not None else [0.0] * B
-                token_list = tokens.tolist()
-                active = [not d for d in done]
-                base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
-                yield _Step(index, token_list, active, base, steered, lams, base_lp)
-                for b, t in enumerate(token_list):
-                    done[b] = done[b] or (active[b] and t in eos)
-                if all(done) or index + 1 == sampling.max_new_tokens or (cancel is not None and cancel.is_set()):
-                    return
-                next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done, strict=True)],
-                                        dtype=torch.long, device=device)
-                history = torch.cat([history, next_ids], dim=-1)
-                position = position[:, -1:] + 1
-                if padded:
-                    mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
-                whole = False
-                logits = model(input_ids=next_ids, attention_mask=mask if padded else None, position_ids=position,
-                               use_cache=True, **{keyword: kv}).logits[:, -1, :]
-                fed.append(token_list[0])
-                whole = B == 1
-        finally:
-            if prefix is not None and whole:
-                prefix.put(model, kv, fed)
+            out = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position,
+                        use_cache=True, logits_to_keep=1, **cache)
+        for index in range(sampling.max_new_tokens):
+            base = out.logits[:, -1, :].to(dtype=torch.float32)
+            tokens = _choose(chain(cast(torch.LongTensor, history), base), sampling.greedy, generators)
+            steered = state.scores if steering is not None and state.scores is not None else base
+            lams = state.lams.tolist() if steering is not None and state.lams is not None else [0.0] * B
+            token_list = tokens.tolist()
+            active = [not d for d in done]
+            base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
+            yield _Step(index, token_list, active, base, steered, lams, base_lp)
+            for b, t in enumerate(token_list):
+                done[b] = done[b] or (active[b] and t in eos)
+            if all(done) or index + 1 == sampling.max_new_tokens or (cancel is not None and cancel.is_set()):
+                return
+            next_ids = torch.tensor([[t if not d else pad] for t, d in zip(token_list, done, strict=True)],
+                                    dtype=torch.long, device=device)
+            history = torch.cat([history, next_ids], dim=-1)
+            position = position[:, -1:] + 1
+            if padded:
+                mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
+            out = model(input_ids=next_ids, attention_mask=mask if padded else None, position_ids=position,
+                        use_cache=True, **cache)
+            fed.append(token_list[0])
 
 
-def _prefill(lm: LoadedModel, ids: list[int], prefix: PrefixCache | None) -> tuple[Any, torch.Tensor]:
-    """(cache holding `ids`, [1, V] logits after the last of them); only the tokens `prefix` lacks are fed."""
-    model = lm.model
+def _prefill(lm: LoadedModel, ids: list[int], rows: int, prefix: PrefixCache | None, cache: dict[str, Any]) -> Any:
+    """Prefill `rows` identical rows `ids` once; the model output, its logits [rows, 1, V].
+
+    Only the tokens `prefix` does not hold are fed. The cache it leaves in `cache` holds `ids`; a batch
+    of one shares it (and `ids`, which the loop extends) with `prefix`, a larger batch gets a copy.
+    """
+    model, keyword = lm.model, next(iter(cache))
     kv, start = prefix.take(model, ids) if prefix is not None else (None, 0)
     if kv is None:
-        kv, start = DynamicCache(config=model.config), 0
+        kv, start = cache[keyword], 0
     new = torch.tensor([ids[start:]], dtype=torch.long, device=lm.device)
     position = torch.arange(start, len(ids), dtype=torch.long, device=lm.device).unsqueeze(0)
-    out = model(input_ids=new, position_ids=position, use_cache=True, logits_to_keep=1,
-                **{_cache_keyword(model): kv})
-    return kv, out.logits[:, -1, :]
+    out = model(input_ids=new, position_ids=position, use_cache=True, logits_to_keep=1, **{keyword: kv})
+    if prefix is not None:
+        prefix.put(model, kv, ids if rows == 1 else list(ids))
+    if rows == 1:
+        cache[keyword] = kv
+        return out
+    cache[keyword] = repeat_rows(kv, rows, model.config)
+    return SimpleNamespace(logits=out.logits[:, -1:, :].repeat(rows, 1, 1))
 
 
 def _stop_ids(lm: LoadedModel, sampling: SamplingConfig) -> set[int]:
@@ -365,13 +359,12 @@ class Generation:
         self._started = True
         alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
         state = self._state
-        with contextlib.closing(_decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
-                                             [self.sampling.seed], prefix=self.prefix)) as steps:
-            for step in steps:
-                rec = _record(state, step, 0, self.sampling, alt_text, eos, self.steering is not None)
-                if rec is None:
-                    return
-                yield rec
+        for step in _decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
+                                 [self.sampling.seed], prefix=self.prefix):
+            rec = _record(state, step, 0, self.sampling, alt_text, eos, self.steering is not None)
+            if rec is None:
+                return
+            yield rec
         state.note_cancel(self.cancel, self.sampling.max_new_tokens)
 
     @property

@@ -21,9 +21,9 @@ class PrefixCache:
 
     A generation `take`s the cache cropped to the longest prefix its prompt shares with what the cache
     holds (always at least one token short of the prompt, so there is a token to feed), prefills the
-    rest, and `put`s back what its cache then holds: the prompt and the tokens it fed. While a
-    generation holds the cache the store is empty, so two generations never share one; one thread
-    uses a PrefixCache (the worker thread in the app).
+    rest, and `put`s back its cache with its ids, which then grow with every token it feeds. One
+    generation at a time uses a PrefixCache, on one thread (the worker thread in the app): a
+    generation taking the cache crops the one the previous generation is still holding.
     """
 
     def __init__(self) -> None:
@@ -65,9 +65,13 @@ class PrefixCache:
         self.last_reused = n
         return cache, n
 
-    def put(self, model: Any, cache: Any, ids: Sequence[int]) -> None:
-        """Keep `cache`, which holds the keys and values of exactly `ids`, for the next generation."""
-        self._ids, self._cache, self._model = [int(i) for i in ids], cache, weakref.ref(model)
+    def put(self, model: Any, cache: Any, ids: list[int]) -> None:
+        """Keep `cache`, which holds the keys and values of exactly `ids`, for the next generation.
+
+        Both are kept by reference: a generation that goes on feeding tokens grows them together
+        (`take` checks they still agree, so a forward that failed half-way is never reused).
+        """
+        self._ids, self._cache, self._model = ids, cache, weakref.ref(model)
 
 
 def _croppable(cache: Any) -> bool:
