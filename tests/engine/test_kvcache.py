@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from transformers import DynamicCache
@@ -142,3 +144,14 @@ def test_continuing_after_an_accepted_suggestion_reuses_its_tokens(demo_lm) -> N
     longer = ids + accepted
     assert _run(demo_lm, longer, prefix=prefix) == _run(demo_lm, longer)
     assert prefix.last_reused == len(longer) - 1  # everything but the last token came from the cache
+
+
+@pytest.mark.model
+def test_a_stopped_generation_leaves_a_usable_cache(demo_lm) -> None:
+    ids = demo_lm.tokenizer(PROMPT)["input_ids"]
+    prefix, cancel = PrefixCache(), threading.Event()
+    for i, _ in enumerate(stream(demo_lm, ids, _greedy(6), cancel=cancel, prefix=prefix)):
+        if i == 1:
+            cancel.set()
+    assert len(prefix) == len(ids) + 1  # the context and the one token fed before the stop
+    assert _run(demo_lm, ids, prefix=prefix) == _run(demo_lm, ids)
