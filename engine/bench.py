@@ -25,6 +25,7 @@ from engine.decode import (
     sampler_chain,
     stream,
 )
+from engine.kvcache import PrefixCache
 from engine.models import LoadedModel
 from engine.steering import StyleSteeringProcessor
 from engine.types import Mode, SamplingConfig
@@ -33,13 +34,18 @@ BENCH_PROMPT = "The evening air carried a quiet sense of anticipation"
 BENCH_STYLE_FILE = "sherlock_holmes.txt"
 
 
+def _bench_text(corpora_dir: Path | None) -> str:
+    """The benchmark's style corpus from ../shared/corpora, or the prompt itself when absent."""
+    path = corpora_dir / BENCH_STYLE_FILE if corpora_dir is not None else None
+    return path.read_text(encoding="utf-8") if path is not None and path.is_file() else BENCH_PROMPT * 50
+
+
 def bench_prior(lm: LoadedModel, corpora_dir: Path | None) -> Any:
     """A style prior for the benchmark: a corpus from ../shared/corpora, or the prompt itself when absent."""
     from styles.ngrams import count_ngrams
     from styles.prior import StylePrior
 
-    path = corpora_dir / BENCH_STYLE_FILE if corpora_dir is not None else None
-    text = path.read_text(encoding="utf-8") if path is not None and path.is_file() else BENCH_PROMPT * 50
+    text = _bench_text(corpora_dir)
     ids = np.asarray(lm.tokenizer(text)["input_ids"], dtype=np.int64)
     return StylePrior.from_counts(count_ngrams([ids], lm.vocab_size), vocab_size=lm.vocab_size,
                                   tokenizer_fingerprint=lm.fingerprint, device=lm.device)
@@ -115,6 +121,51 @@ def run_decode_bench(lm: LoadedModel, prior: Any, *, tokens: int = 256, repeats:
             "threads": torch.get_num_threads()}
 
 
+def context_ids(lm: LoadedModel, tokens: int, corpora_dir: Path | None = None) -> list[int]:
+    """`tokens` token ids of running text (the benchmark corpus, repeated when it is shorter)."""
+    ids: list[int] = lm.tokenizer(_bench_text(corpora_dir)[: 12 * tokens + 1000])["input_ids"]
+    while len(ids) < tokens:
+        ids = ids + ids
+    return ids[:tokens]
+
+
+def run_ttft_bench(lm: LoadedModel, *, context_tokens: int = 1500, repeats: int = 3, corpora_dir: Path | None = None,
+                   log: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
+    """Time to the first token of a `context_tokens` context, prefilled in full and with the context reused.
+
+    Fresh: what the first suggestion at a place costs. Reused: what Ctrl+R at the same place costs,
+    the context's keys and values kept from the generation before (engine.kvcache). Interleaved
+    repeats with the app's default sampling and diagnostics; medians.
+    """
+    if context_tokens < 2:
+        raise ValueError(f"the context must be at least 2 tokens, got {context_tokens}")
+    if context_tokens > lm.context_length - 1:
+        raise ValueError(f"a {context_tokens}-token context does not fit the model's "
+                         f"{lm.context_length}-token window with a token to generate")
+    ids = context_ids(lm, context_tokens, corpora_dir)
+    sampling = SamplingConfig(max_new_tokens=1)
+
+    def first_token(prefix: PrefixCache | None) -> float:
+        start = time.perf_counter()
+        gen = stream(lm, ids, sampling, prefix=prefix)
+        for _ in gen:
+            break
+        return time.perf_counter() - start
+
+    prefix = PrefixCache()
+    first_token(prefix)  # warm-up, and the context the reused runs find
+    fresh, reused = [], []
+    for r in range(repeats):
+        fresh.append(first_token(None))
+        reused.append(first_token(prefix))
+        log(f"repeat {r + 1}/{repeats} time to first token, {context_tokens}-token context: "
+            f"fresh {1000 * fresh[-1]:.1f} ms, reused {1000 * reused[-1]:.1f} ms")
+    fresh_s, reused_s = statistics.median(fresh), statistics.median(reused)
+    return {"context_tokens": context_tokens, "fresh_ms": 1000 * fresh_s, "reused_ms": 1000 * reused_s,
+            "ratio": reused_s / fresh_s, "prefill_tps": context_tokens / fresh_s, "repeats": repeats,
+            "reused_tokens": prefix.last_reused}
+
+
 def _ratios(tps: dict[str, float]) -> dict[str, float]:
     return {
         "steered_over_unsteered": tps["steered"] / tps["unsteered"],
@@ -182,3 +233,4 @@ TARGETS = {
     "loop_over_hf_generate": 1.0,
     "compare_over_sequential": 1.5,
 }
+TTFT_TARGET = 0.20  # reused over fresh time to first token: at most this

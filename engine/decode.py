@@ -6,6 +6,7 @@ import inspect
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
@@ -21,6 +22,7 @@ from transformers import (
 )
 
 from engine.divergence import js_bits, js_bits_np, log_softmax_np
+from engine.kvcache import PrefixCache, repeat_rows
 from engine.models import LoadedModel
 from engine.prior import Prior
 from engine.steering import SteeringState, StyleSteeringProcessor
@@ -167,10 +169,13 @@ def _choose(scores: torch.Tensor, greedy: bool, generators: list[torch.Generator
 
 def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfig,
                  steering: StyleSteeringProcessor | None, cancel: threading.Event | None,
-                 seeds: list[int | None], row_scale: Sequence[float] | None = None) -> Iterator[_Step]:
+                 seeds: list[int | None], row_scale: Sequence[float] | None = None,
+                 prefix: PrefixCache | None = None) -> Iterator[_Step]:
     """Decode several prompts in one batch (left-padded), one forward per step for all rows.
 
-    `row_scale` multiplies the steering lambda per row (None: every row gets it).
+    `row_scale` multiplies the steering lambda per row (None: every row gets it). Identical rows are
+    prefilled once; with `prefix` that prefill reuses the cached keys and values of the longest prefix
+    the prompt shares with the last generation, and leaves the new ones there for the next.
     """
     model, device, B = lm.model, lm.device, len(rows)
     pad = lm.tokenizer.pad_token_id
@@ -188,9 +193,13 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
     # Without padding the causal mask is implicit; building an explicit one every step costs
     # more than the attention itself for a small model on the CPU.
     padded = any(len(r) != ids.shape[1] for r in rows)
+    fed = list(rows[0])  # row 0's ids so far: in a batch of one, what its cache holds (`prefix` keeps both)
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position, use_cache=True,
-                    logits_to_keep=1, **cache)
+        if all(r == rows[0] for r in rows):
+            out = _prefill(lm, fed, B, prefix, cache)
+        else:
+            out = model(input_ids=ids, attention_mask=mask if padded else None, position_ids=position,
+                        use_cache=True, logits_to_keep=1, **cache)
         for index in range(sampling.max_new_tokens):
             base = out.logits[:, -1, :].to(dtype=torch.float32)
             tokens = _choose(chain(cast(torch.LongTensor, history), base), sampling.greedy, generators)
@@ -212,6 +221,29 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
                 mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=device)], dim=-1)
             out = model(input_ids=next_ids, attention_mask=mask if padded else None, position_ids=position,
                         use_cache=True, **cache)
+            fed.append(token_list[0])
+
+
+def _prefill(lm: LoadedModel, ids: list[int], rows: int, prefix: PrefixCache | None, cache: dict[str, Any]) -> Any:
+    """Prefill `rows` identical rows `ids` once; the model output, its logits [rows, 1, V].
+
+    Only the tokens `prefix` does not hold are fed. The cache it leaves in `cache` holds `ids`; a batch
+    of one shares it (and `ids`, which the loop extends) with `prefix`, a larger batch gets a copy.
+    """
+    model, keyword = lm.model, next(iter(cache))
+    kv, start = prefix.take(model, ids) if prefix is not None else (None, 0)
+    if kv is None:
+        kv, start = cache[keyword], 0
+    new = torch.tensor([ids[start:]], dtype=torch.long, device=lm.device)
+    position = torch.arange(start, len(ids), dtype=torch.long, device=lm.device).unsqueeze(0)
+    out = model(input_ids=new, position_ids=position, use_cache=True, logits_to_keep=1, **{keyword: kv})
+    if prefix is not None:
+        prefix.put(model, kv, ids if rows == 1 else list(ids))
+    if rows == 1:
+        cache[keyword] = kv
+        return out
+    cache[keyword] = repeat_rows(kv, rows, model.config)
+    return SimpleNamespace(logits=out.logits[:, -1:, :].repeat(rows, 1, 1))
 
 
 def _stop_ids(lm: LoadedModel, sampling: SamplingConfig) -> set[int]:
@@ -310,9 +342,11 @@ class Generation:
     """One streamed continuation. Iterate for TokenSteps; then read the result and `summary()`."""
 
     def __init__(self, lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-                 steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None) -> None:
+                 steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None,
+                 prefix: PrefixCache | None = None) -> None:
         sampling.validate()
         self.lm, self.sampling, self.steering, self.cancel = lm, sampling, steering, cancel
+        self.prefix = prefix
         self.notices: list[str] = []
         self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
         self._state = _SideState("steered" if steering is not None else "baseline",
@@ -326,7 +360,7 @@ class Generation:
         alt_text, eos = _AltText(self.lm.tokenizer), _stop_ids(self.lm, self.sampling)
         state = self._state
         for step in _decode_rows(self.lm, [self.prompt_ids], self.sampling, self.steering, self.cancel,
-                                 [self.sampling.seed]):
+                                 [self.sampling.seed], prefix=self.prefix):
             rec = _record(state, step, 0, self.sampling, alt_text, eos, self.steering is not None)
             if rec is None:
                 return
@@ -356,20 +390,27 @@ class Generation:
 
 
 def stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-           steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None) -> Generation:
-    """A streamed continuation of `prompt`; steered when `steering` is given."""
-    return Generation(lm, prompt, sampling, steering, cancel)
+           steering: StyleSteeringProcessor | None = None, cancel: threading.Event | None = None,
+           prefix: PrefixCache | None = None) -> Generation:
+    """A streamed continuation of `prompt`; steered when `steering` is given.
+
+    With `prefix`, the context's keys and values are reused from the last generation as far as the
+    token ids agree, and this one's are left there for the next.
+    """
+    return Generation(lm, prompt, sampling, steering, cancel, prefix)
 
 
 class CompareGeneration:
     """Baseline and steered continuations of one prompt with one seed, decoded in one batch."""
 
     def __init__(self, lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-                 steering: StyleSteeringProcessor, cancel: threading.Event | None = None) -> None:
+                 steering: StyleSteeringProcessor, cancel: threading.Event | None = None,
+                 prefix: PrefixCache | None = None) -> None:
         sampling.validate()
         if steering is None:
             raise ValueError("compare mode needs a steering processor (a style)")
         self.lm, self.sampling, self.steering, self.cancel = lm, sampling, steering, cancel
+        self.prefix = prefix
         self.notices: list[str] = []
         self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
         self.baseline = _SideState("baseline", TextTracker(lm.tokenizer, self.prompt_ids))
@@ -380,7 +421,8 @@ class CompareGeneration:
         sides = (self.baseline, self.steered)
         # Row 0 is the baseline (lambda x 0), row 1 follows the live lambda.
         for step in _decode_rows(self.lm, [self.prompt_ids, self.prompt_ids], self.sampling, self.steering,
-                                 self.cancel, [self.sampling.seed, self.sampling.seed], row_scale=(0.0, 1.0)):
+                                 self.cancel, [self.sampling.seed, self.sampling.seed], row_scale=(0.0, 1.0),
+                                 prefix=self.prefix):
             pair: list[TokenStep | None] = [None, None]
             for row, state in enumerate(sides):
                 if not state.finished and step.active[row]:
@@ -402,9 +444,10 @@ class CompareGeneration:
 
 
 def compare_stream(lm: LoadedModel, prompt: str | Sequence[int], sampling: SamplingConfig,
-                   steering: StyleSteeringProcessor, cancel: threading.Event | None = None) -> CompareGeneration:
-    """Baseline and steered side by side, streamed as (baseline, steered) pairs."""
-    return CompareGeneration(lm, prompt, sampling, steering, cancel)
+                   steering: StyleSteeringProcessor, cancel: threading.Event | None = None,
+                   prefix: PrefixCache | None = None) -> CompareGeneration:
+    """Baseline and steered side by side, streamed as (baseline, steered) pairs (`prefix` as for `stream`)."""
+    return CompareGeneration(lm, prompt, sampling, steering, cancel, prefix)
 
 
 # -- batches (the sweep) ------------------------------------------------------------------------

@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--corpora", type=Path, default=None,
                    help="folder with the sample corpora (default ../shared/corpora beside the checkout)")
     p.add_argument("--skip-styles", action="store_true", help="only the decode benchmark")
+    p.add_argument("--context", type=int, default=1500,
+                   help="context tokens for the time-to-first-token measurement (default 1500)")
+    p.add_argument("--ttft-only", action="store_true",
+                   help="only the time to first token, fresh vs with the context reused")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -39,25 +43,37 @@ def default_corpora_dir() -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bench import TARGETS, bench_prior, run_decode_bench
+    from engine.bench import TARGETS, bench_prior, run_decode_bench, run_ttft_bench
 
     if args.tokens < 2 or args.repeats < 1:
         raise UserError("--tokens must be >= 2 and --repeats >= 1")
+    if args.context < 2:
+        raise UserError("--context must be >= 2 tokens")
     corpora = args.corpora or default_corpora_dir()
     if corpora is None:
         print("stylesteer: sample corpora not found; the style is built from a short text instead", file=sys.stderr)
     log = (lambda _s: None) if args.json else (lambda s: print(f"  {s}", file=sys.stderr))
     lm = load_model_for_cli(args)
-    prior = bench_prior(lm, corpora)
-    result: dict[str, Any] = run_decode_bench(lm, prior, tokens=args.tokens, repeats=args.repeats, log=log)
-    decode_step = 1.0 / result["tps"]["unsteered"]
-    if not args.skip_styles:
-        result["styles"] = _styles_bench(lm, corpora, decode_step, prior)
+    if args.context > lm.context_length - 1:
+        raise UserError(f"--context {args.context} does not fit {lm.name}'s {lm.context_length}-token window "
+                        f"(at most {lm.context_length - 1})")
+    if args.ttft_only:
+        result: dict[str, Any] = {"model": lm.name, "device": str(lm.device), "threads": torch_threads()}
+    else:
+        prior = bench_prior(lm, corpora)
+        result = run_decode_bench(lm, prior, tokens=args.tokens, repeats=args.repeats, log=log)
+    result["ttft"] = run_ttft_bench(lm, context_tokens=args.context, repeats=args.repeats, corpora_dir=corpora,
+                                    log=log)
+    if not args.ttft_only and not args.skip_styles:
+        result["styles"] = _styles_bench(lm, corpora, 1.0 / result["tps"]["unsteered"], prior)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"model {result['model']} on {result['device']} ({result['threads']} threads), "
-          f"{args.tokens} greedy tokens, median of {args.repeats}")
+    print(f"model {result['model']} on {result['device']} ({result['threads']} threads), median of {args.repeats}")
+    _print_ttft(result["ttft"])
+    if args.ttft_only:
+        return 0
+    print(f"{args.tokens} greedy tokens:")
     for name, v in result["tps"].items():
         print(f"  {name:<22}{v:8.1f} tok/s")
     print("ratios, wall clock | per CPU second (target):")
@@ -73,6 +89,22 @@ def run(args: argparse.Namespace) -> int:
         for name, v in result["styles"].items():
             print(f"  {name:<40}{'-' if v is None else format(v, '.4g')}")
     return 0
+
+
+def torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _print_ttft(t: dict[str, Any]) -> None:
+    from engine.bench import TTFT_TARGET
+
+    mark = "ok  " if t["ratio"] <= TTFT_TARGET else "HIGH"
+    print(f"time to first token, {t['context_tokens']:,}-token context: fresh {t['fresh_ms']:.1f} ms, "
+          f"context reused {t['reused_ms']:.1f} ms")
+    print(f"  {mark} reused_over_fresh{t['ratio']:19.3f}  (<= {TTFT_TARGET})")
+    print(f"  prefill {t['prefill_tps']:,.0f} tok/s")
 
 
 def _styles_bench(lm: Any, corpora: Path | None, decode_step: float, prior: Any) -> dict[str, Any]:

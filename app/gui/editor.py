@@ -244,6 +244,10 @@ class Editor(QPlainTextEdit):
     def ghost_text(self) -> str:
         return self._ghost_text
 
+    def ghost_tokens(self) -> tuple[list[TokenStep | None], list[str]]:
+        """The suggestion's token records and text pieces: `append_ghost(*ghost_tokens())` shows it again."""
+        return list(self._ghost_steps), _split(self._ghost_text, self._ghost_offsets)
+
     def full_text(self) -> str:
         """Everything in the document (a suggestion included), character for character.
 

@@ -35,6 +35,7 @@ from app.gui.controls import SteeringControls
 from app.gui.document import DocumentController
 from app.gui.editor import Editor, TokenRef, end_sealed_block
 from app.gui.find_bar import FindBar
+from app.gui.history import HistoryKeeper
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
@@ -53,7 +54,8 @@ SHORTCUTS = (
     ("Tab", "Accept the whole suggestion (one undo step)"),
     ("Ctrl+Right", "Accept the next word of the suggestion"),
     ("Esc", "Stop and discard the suggestion"),
-    ("Ctrl+R", "Regenerate the suggestion (next seed)"),
+    ("Ctrl+R", "Regenerate the suggestion (next seed); the earlier ones are kept"),
+    ("Alt+[ / Alt+]", "Earlier / later suggestion at the same place"),
     ("Ctrl+Shift+C", "Compare baseline and steered"),
     ("Ctrl+Shift+M", "Choose the model"),
     ("Ctrl+I", "Import files into a style"),
@@ -145,6 +147,9 @@ class MainWindow(QMainWindow):
         self.editor.stopRequested.connect(self.stop_generation)
         self.editor.ghostChanged.connect(self._update_actions)
         self.editor.ghostChanged.connect(self._on_ghost_changed)
+        self.history = HistoryKeeper(self.editor, self)  # the suggestions at the cursor, for Alt+[ / Alt+]
+        self.history.message.connect(lambda m: self.statusBar().showMessage(m, 4000))
+        self.history.shown.connect(lambda suggestion: self._on_suggestion_shown(suggestion.summary))
         self.doc = DocumentController(self, self)
         self.doc.changed.connect(self._update_title)
         self.doc.fileUsed.connect(self._file_used)
@@ -240,6 +245,7 @@ class MainWindow(QMainWindow):
         self.style_label.setAccessibleName("Active style")
         bar.addPermanentWidget(self.count_label)
         bar.addPermanentWidget(self.context_label)
+        bar.addPermanentWidget(self.history.label)
         bar.addPermanentWidget(self.gen_label)
         bar.addPermanentWidget(self.style_label)
         bar.addPermanentWidget(self.load_bar)
@@ -308,6 +314,8 @@ class MainWindow(QMainWindow):
                                             "Suggest a continuation in the active style")
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.regenerate_action = self._action(g, "&Regenerate", self.regenerate, "Ctrl+R")
+        self._action(g, "&Earlier Suggestion", lambda: self.cycle_suggestion(-1), "Alt+[")
+        self._action(g, "&Later Suggestion", lambda: self.cycle_suggestion(1), "Alt+]")
         self.accept_action = self._action(g, "&Accept Suggestion\tTab", self.editor.accept_ghost)
         self.accept_word_action = self._action(g, "Accept &Word\tCtrl+Right", self.editor.accept_word)
         self.stop_action = self._action(g, "&Stop and Discard\tEsc", self.discard_suggestion)
@@ -460,6 +468,7 @@ class MainWindow(QMainWindow):
             return None
         self.stop_generation()
         self.editor.begin_ghost()
+        self.history.start_here()  # Ctrl+R adds to the suggestions at this place
         self._regen_count = 0  # Ctrl+R counts seeds up from here
         return self._stream(self.editor.prompt_text())
 
@@ -467,6 +476,7 @@ class MainWindow(QMainWindow):
         """Assemble the context for `text` (by tokens, on the worker), then stream from it."""
         sampling = self.controls.sampling()
         self.gen_label.setText("Reading the context…")
+        self.history.streaming()
 
         def assembled(context: Any) -> None:
             self.last_context = context
@@ -515,12 +525,8 @@ class MainWindow(QMainWindow):
         self.gen_label.setText("Generating…")
 
         def done(summary: Any) -> None:
-            self.last_summary = summary
-            n = len(summary.token_ids)
-            js = summary.metrics.get("js_mean_bits")
-            extra = f", mean JS {js:.4f} bits" if js is not None else ""
-            self.gen_label.setText(f"{n} tokens ({summary.stop_reason}{extra}) — Tab accepts, Esc discards")
-            self._update_actions()
+            self.history.keep(summary)
+            self._on_suggestion_shown(summary)
             self.generationFinished.emit(summary)
 
         def failed(error: JobError) -> None:
@@ -538,6 +544,22 @@ class MainWindow(QMainWindow):
                                   on_cancelled=cancelled, on_stale_error=self.show_job_error)
         self._update_actions()
         return job
+
+    def _on_suggestion_shown(self, summary: Any) -> None:
+        """A suggestion finished, or a kept one came back (Alt+[ / Alt+])."""
+        if summary is not None:
+            self.last_summary = summary
+            n = len(summary.token_ids)
+            js = summary.metrics.get("js_mean_bits")
+            extra = f", mean JS {js:.4f} bits" if js is not None else ""
+            self.gen_label.setText(f"{n} tokens ({summary.stop_reason}{extra}) — Tab accepts, Esc discards")
+        self._update_actions()
+
+    def cycle_suggestion(self, delta: int) -> object:
+        """Alt+[ (-1) / Alt+] (+1): the earlier or later suggestion at this place, as it was."""
+        if self.generating():
+            self.stop_generation()
+        return self.history.cycle(delta)
 
     def _on_ghost_changed(self, showing: bool) -> None:
         """Once a suggestion is accepted or gone, no hint or inspector still speaks of it."""

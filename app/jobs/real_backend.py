@@ -35,6 +35,7 @@ class RealBackend:
         self._info: ModelInfo | None = None
         self._priors: dict[tuple[str, str, str], Any] = {}  # (style, fingerprint, updated_at) -> prior
         self._processor: Any = None
+        self._prefix: Any = None  # engine.kvcache.PrefixCache of the loaded model: the last context's KV cache
 
     # --- life cycle -------------------------------------------------------------------
     def open(self) -> str | None:
@@ -88,6 +89,7 @@ class RealBackend:
             raise Cancelled()
         # Only now does the new model replace the old one: a failure above keeps what we had.
         self.lm = lm
+        self._prefix = None  # the old model's keys and values mean nothing to the new one
         # The model's modules are long-lived: keep them out of full GC passes (see preload_engine).
         gc.freeze()
         self._processor = None
@@ -290,7 +292,7 @@ class RealBackend:
         lm = self._need_model("generate")
         proc = self._processor_for(steer)
         try:
-            return stream(lm, prompt, sampling, proc, cancel)
+            return stream(lm, prompt, sampling, proc, cancel, prefix=self._prefix_cache())
         except ValueError as exc:  # PromptError and sampling validation: the user's to fix
             raise UserFacingError(_capital(str(exc))) from exc
 
@@ -303,9 +305,17 @@ class RealBackend:
             raise UserFacingError("Choose a style to compare against.")
         proc = self._processor_for(steer)
         try:
-            return compare_stream(lm, prompt, sampling, proc, cancel)
+            return compare_stream(lm, prompt, sampling, proc, cancel, prefix=self._prefix_cache())
         except ValueError as exc:
             raise UserFacingError(_capital(str(exc))) from exc
+
+    def _prefix_cache(self) -> Any:
+        """One PrefixCache per loaded model: re-generating at the same place prefills only what is new."""
+        from engine.kvcache import PrefixCache
+
+        if self._prefix is None:
+            self._prefix = PrefixCache()
+        return self._prefix
 
     def set_lam(self, lam: float) -> None:
         proc = self._processor  # read once: the worker may swap it

@@ -100,9 +100,10 @@ def test_style_from_another_tokenizer_is_refused(capsys, demo_lm):
 
 
 def test_bench_json_reports_every_ratio(capsys):
-    assert main(["bench", "--json", "--tokens", "3", "--repeats", "1", "--skip-styles"]) == 0
+    assert main(["bench", "--json", "--tokens", "3", "--repeats", "1", "--skip-styles", "--context", "32"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result["ratios"]) == {"steered_over_unsteered", "diagnostics_over_unsteered",
                                      "loop_over_hf_generate", "compare_over_sequential"}
     assert all(v > 0 for v in result["ratios"].values())
     assert {"hf_generate", "unsteered", "steered", "steered_diagnostics", "compare"} <= set(result["tps"])
+    assert result["ttft"]["context_tokens"] == 32
