@@ -43,6 +43,8 @@ class DocumentController(QObject):
 
     changed = Signal()  # path or modified state: the window retitles
     fileUsed = Signal(object)  # Path opened or saved: the window updates its recent list
+    textReplaced = Signal(object)  # Path | None: a new, opened or recovered document is in the editor
+    saved = Signal(object)  # Path the document was just written to
 
     def __init__(self, host: Host, parent: QWidget) -> None:
         super().__init__(parent)
@@ -121,6 +123,7 @@ class DocumentController(QObject):
         self.path, self.fmt = path, fmt
         self.draft.clear()
         self._autosaved_text = None
+        self.textReplaced.emit(path)
         self.changed.emit()
 
     def save(self) -> bool:
@@ -167,6 +170,7 @@ class DocumentController(QObject):
         self.draft.clear()
         self._autosaved_text = text
         self.fileUsed.emit(path)
+        self.saved.emit(path)
         self.host.statusBar().showMessage(f"Saved {path}", 4000)
         self.changed.emit()
         return True

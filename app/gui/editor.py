@@ -246,6 +246,12 @@ class Editor(QPlainTextEdit):
     def ghost_text(self) -> str:
         return self._ghost_text
 
+    def ghost_span(self) -> tuple[int, int] | None:
+        """[start, end) of the suggestion in the document (UTF-16 positions), or None."""
+        if self._ghost_start is None:
+            return None
+        return self._ghost_start, self._ghost_start + u16len(self._ghost_text)
+
     def full_text(self) -> str:
         """Everything in the document (a suggestion included), character for character.
 

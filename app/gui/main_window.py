@@ -38,6 +38,8 @@ from app.gui.find_bar import FindBar
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
+from app.gui.session_panel import SessionPanel
+from app.gui.sessions import SessionKeeper
 from app.gui.settings import Settings
 from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
@@ -166,6 +168,13 @@ class MainWindow(QMainWindow):
         self.tune_panel = TunePanel()
         self.tune_dock = self._dock("Tune λ", self.tune_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._setup_tune(self.tune_panel)
+        self.session_panel = SessionPanel()
+        self.session_dock = self._dock("Memory", self.session_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.styles_dock, self.session_dock)
+        self.styles_dock.raise_()
+        self.sessions = SessionKeeper(self, self)
+        self.doc.textReplaced.connect(self.sessions.document_replaced)
+        self.doc.saved.connect(self.sessions.document_saved)
 
     def _build_compare(self) -> None:
         self.compare_view = CompareView()
@@ -317,7 +326,7 @@ class MainWindow(QMainWindow):
                      "The exact text the model saw for the last suggestion")
 
     def _build_view_menu(self, v: QMenu) -> None:
-        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock):
+        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.session_dock):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         self.tints_action = QAction("Show Token &Tints", self, checkable=True)
@@ -475,6 +484,7 @@ class MainWindow(QMainWindow):
             if context.notice:
                 self.statusBar().showMessage(f"The model sees part of your text: {context.notice}.", 10000)
             self._stream_prompt(context.prompt, sampling)
+            self.sessions.generation_started(context, sampling.seed)
 
         def failed(error: JobError) -> None:
             self.editor.discard_ghost()
@@ -483,7 +493,8 @@ class MainWindow(QMainWindow):
             self.show_job_error(error)
 
         return self.gen_slot.start(self.worker.assemble_context, text, sampling.max_new_tokens,
-                                   on_done=assembled, on_error=failed, on_cancelled=self._update_actions,
+                                   *self.sessions.context_options(), on_done=assembled, on_error=failed,
+                                   on_cancelled=self._update_actions,
                                    on_stale_error=self.show_job_error)
 
     def show_context(self) -> QDialog:
@@ -534,10 +545,14 @@ class MainWindow(QMainWindow):
             self._update_actions()
 
         job = self.gen_slot.start(self.worker.generate, prompt, sampling, self.steer_params(),
-                                  on_yield=self.editor.append_ghost, on_done=done, on_error=failed,
+                                  on_yield=self._on_tokens, on_done=done, on_error=failed,
                                   on_cancelled=cancelled, on_stale_error=self.show_job_error)
         self._update_actions()
         return job
+
+    def _on_tokens(self, steps: list) -> None:
+        self.editor.append_ghost(steps)
+        self.sessions.tokens(steps)
 
     def _on_ghost_changed(self, showing: bool) -> None:
         """Once a suggestion is accepted or gone, no hint or inspector still speaks of it."""
@@ -808,6 +823,7 @@ class MainWindow(QMainWindow):
             self.settings.sync()
         except Exception:  # noqa: BLE001
             traceback.print_exc()
+        self.sessions.close()
         self.compare_dialog.close()
         self.worker.shutdown()
         self.doc.close()  # a clean exit: this window's draft is not needed any more
