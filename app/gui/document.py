@@ -43,7 +43,9 @@ class DocumentController(QObject):
 
     changed = Signal()  # path or modified state: the window retitles
     fileUsed = Signal(object)  # Path opened or saved: the window updates its recent list
-    textReplaced = Signal(object)  # Path | None: a new, opened or recovered document is in the editor
+    # A new, opened or recovered document is in the editor: its Path (or None), and its file's text as on disk
+    # (None when there is no file); a recovered draft's text differs from its file's.
+    textReplaced = Signal(object, object)
     saved = Signal(object)  # Path the document was just written to
 
     def __init__(self, host: Host, parent: QWidget) -> None:
@@ -123,7 +125,7 @@ class DocumentController(QObject):
         self.path, self.fmt = path, fmt
         self.draft.clear()
         self._autosaved_text = None
-        self.textReplaced.emit(path)
+        self.textReplaced.emit(path, fmt.text if fmt is not None and path is not None else None)
         self.changed.emit()
 
     def save(self) -> bool:

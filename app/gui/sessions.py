@@ -192,8 +192,10 @@ class SessionKeeper(QObject):
         self.host.worker.list_styles(on_done=when_listed)
 
     # --- the document's life -----------------------------------------------------------------------
-    def document_replaced(self, path: Path | None) -> None:
-        """The editor now holds a new, opened or recovered document: bind to its session."""
+    def document_replaced(self, path: Path | None, on_disk: str | None = None) -> None:
+        """The editor now holds a new, opened or recovered document: bind to its session.
+
+        `on_disk` is the file's text, which the session is checked against (a recovered draft is not the file)."""
         self._finish_closing()
         if self._pending is not None:
             self._record(self._pending)
@@ -206,7 +208,8 @@ class SessionKeeper(QObject):
         if path is None:
             self.session = DocumentSession(document="")
             return
-        text = self.editor.text()
+        shown = self.editor.text()
+        text = shown if on_disk is None else on_disk
         opened = sessions.open_document(path, text)
         if opened.notice:
             self.host.show_error(opened.notice[:1].upper() + opened.notice[1:] + ".", title="Document session")
@@ -233,9 +236,10 @@ class SessionKeeper(QObject):
             self._capture()  # a new session starts from the window's settings
             return
         self._apply(session)
-        self._restore_tints(text)
-        if rebase:  # the text as it is now becomes the session's reference, with its tints where they are now
-            self._sync_spans()
+        self._restore_tints(shown)
+        if rebase:  # the file as it is now becomes the session's reference, with its tints where they are now
+            if shown == text:
+                self._sync_spans()
             self._write(lambda: sessions.save(self.session, text))
 
     def _keep(self, question: str) -> bool:

@@ -73,7 +73,10 @@ def test_a_document_comes_back_with_its_settings_memory_note_and_tints(qtbot, fa
     assert again.controls.values().max_new_tokens == 6
     assert again.session_panel.values() == ("Anna is a smuggler.", "[Tone: bleak]", 1)
     assert _tinted(again) == tinted
-    assert again.editor.tokens()[0].step.top_base  # the inspector has the alternatives back
+    first = again.editor.tokens()[0]
+    assert first.step.top_base  # the inspector has the alternatives back
+    again.inspector.show_token(first)
+    assert again.inspector.p_base.text() == f"{round(first.step.p_base, 4):.3f}" and again.inspector.lam.text() == "–"
     stored = sessions.load(doc)[0]
     assert [g.accepted for g in stored.generations] == [True, False]
     assert stored.generations[0].context_tokens == ctx.token_count
@@ -202,3 +205,29 @@ def test_an_untitled_document_gets_its_session_when_first_saved(qtbot, fake_back
     assert stored.memory == "Kept from the start." and stored.note_depth == 2
     assert stored.generations[0].accepted and len(stored.generations[0].spans) == 3
     _close(win)
+
+
+def test_a_recovered_draft_of_a_document_is_not_taken_for_a_change_outside(qtbot, fake_backend, tmp_path) -> None:
+    doc = tmp_path / "story.md"
+    doc.write_text("Saved text.", encoding="utf-8")
+    win = _window(qtbot, fake_backend)
+    assert win.open_path(doc)
+    win.session_panel.set_values("Still here.", "", 3)
+    win.session_panel.changed.emit()
+    assert win.save()
+    win.editor.moveCursor(QTextCursor.MoveOperation.End)
+    win.editor.setFocus()
+    qtbot.keyClicks(win.editor, " Unsaved words")
+    assert win.doc.autosave_now()
+    win.sessions.flush()
+    # a crash: the window goes away without closing, its draft and its lock left behind
+    win.worker.shutdown()
+    win.doc.autosave_timer.stop()
+    win.doc.idle_timer.stop()
+    win.sessions.save_timer.stop()
+    win.doc.draft._lock.unlock()
+    fresh = _window(qtbot, fake_backend)
+    assert fresh.check_recovery(accept=True)
+    assert fresh.editor.text() == "Saved text. Unsaved words"
+    assert not fresh.sessions.questions and fresh.session_panel.values()[0] == "Still here."
+    _close(fresh)
