@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPalette, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -510,12 +511,16 @@ class MainWindow(QMainWindow):
             cut = ctx.notice or "the whole text before the cursor fits"
             head = (f"{ctx.token_count:,} of {ctx.budget:,} tokens (the window less the new tokens); "
                     f"starts at character {ctx.context_start_char:,}: {cut}.")
+            if ctx.memory_span or ctx.note_span:
+                head += " Memory and the Author's note are shaded."
         label = QLabel(head)
         label.setWordWrap(True)
         lay.addWidget(label)
         view = QPlainTextEdit(ctx.prompt if ctx is not None else "")
         view.setReadOnly(True)
         view.setAccessibleName("Context text")
+        if ctx is not None:
+            _shade(view, [s for s in (ctx.memory_span, ctx.note_span) if s])
         lay.addWidget(view, 1)
         return _show_with_close(dlg, lay, 760, 560)
 
@@ -838,6 +843,23 @@ def _show_with_close(dlg: QDialog, lay: QVBoxLayout, width: int, height: int) ->
     dlg.resize(width, height)
     dlg.open()
     return dlg
+
+
+def _shade(view: QPlainTextEdit, spans: list[tuple[int, int]]) -> None:
+    """Shade str [start, end) spans of a read-only view's text (positions converted to Qt's UTF-16 ones)."""
+    from app.gui.editor import u16len
+
+    text = view.toPlainText()
+    selections = []
+    for a, b in spans:
+        sel = QTextEdit.ExtraSelection()
+        cursor = view.textCursor()
+        cursor.setPosition(u16len(text[:a]))
+        cursor.setPosition(u16len(text[:b]), QTextCursor.MoveMode.KeepAnchor)
+        sel.cursor = cursor
+        sel.format.setBackground(view.palette().color(QPalette.ColorRole.AlternateBase).darker(110))
+        selections.append(sel)
+    view.setExtraSelections(selections)
 
 
 def data_folder_problem() -> str | None:

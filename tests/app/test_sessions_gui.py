@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
+from PySide6.QtWidgets import QPlainTextEdit
 
 from app.gui.main_window import MainWindow
 from app.jobs.backend import StyleInfo
@@ -52,6 +53,10 @@ def test_a_document_comes_back_with_its_settings_memory_note_and_tints(qtbot, fa
     _generate(qtbot, win)
     ctx = win.last_context
     assert ctx.prompt.startswith("Anna is a smuggler.\n\n") and "[Tone: bleak]" in ctx.prompt
+    dlg = win.show_context()
+    shaded = [s.cursor.selectedText() for s in dlg.findChild(QPlainTextEdit).extraSelections()]
+    assert shaded == ["Anna is a smuggler.", "[Tone: bleak]"]
+    dlg.close()
     qtbot.keyClick(win.editor, Qt.Key.Key_Tab)
     tinted = _tinted(win)
     assert len(tinted) == 6 and any(js > 0 for _, js in tinted)
