@@ -61,6 +61,7 @@ class Generation:
     accepted: bool
     tints: list[TokenTint] | None = None  # per-token diagnostics of the accepted span
     spans: list[list[int]] | None = None  # [start, end) of each tint in the document as last saved, when known
+    settings: dict[str, Any] | None = None  # what it was generated with: style, lam, mode, budget, sampling
 
     def public(self) -> dict[str, Any]:
         return {"time": self.time, "seed": self.seed, "context_tokens": self.context_tokens,
@@ -86,13 +87,14 @@ class DocumentSession:
 
     def add_generation(self, steps: Iterable[TokenStep], *, seed: int | None, context_tokens: int,
                        context_start_char: int, accepted_steps: Iterable[TokenStep] = (),
-                       when: datetime | None = None) -> Generation:
-        """Record one continuation: `steps` all it wrote, `accepted_steps` the part taken into the document."""
+                       when: datetime | None = None, settings: dict[str, Any] | None = None) -> Generation:
+        """Record one continuation: `steps` all it wrote, `accepted_steps` the part taken into the document,
+        `settings` what it was generated with (see `generation_settings`)."""
         steps, kept = list(steps), list(accepted_steps)
         gen = Generation(time=(when or datetime.now(timezone.utc)).isoformat(timespec="seconds"), seed=seed,
                          context_tokens=context_tokens, context_start_char=context_start_char,
                          new_tokens=len(steps), text="".join(s.text for s in steps), accepted=bool(kept),
-                         tints=[tint(s) for s in kept] or None)
+                         tints=[tint(s) for s in kept] or None, settings=settings)
         self.generations.append(gen)
         return gen
 
@@ -144,6 +146,12 @@ def tint(step: TokenStep) -> TokenTint:
         return [[text, round(p, 4)] for _, text, p in alts[:MAX_ALTERNATIVES]]
     return [step.text, round(step.js_bits, 4), round(step.p_base, 4), round(step.p_steered, 4),
             top(step.top_base), top(step.top_steered)]
+
+
+def generation_settings(style: str | None, lam: float, mode: str, budget: float,
+                        sampling: SamplingConfig) -> dict[str, Any]:
+    """The settings one generation records."""
+    return {"style": style, "lam": lam, "mode": mode, "budget": budget, "sampling": asdict(sampling)}
 
 
 def compact(t: TokenTint) -> TokenTint:
@@ -399,6 +407,8 @@ def _check_types(session: DocumentSession) -> None:
                 isinstance(t, list) and len(t) >= 2 and isinstance(t[0], str) and isinstance(t[1], (int, float))
                 for t in g.tints)):
             raise ValueError("a generation's tints have the wrong shape")
+        if g.settings is not None and not isinstance(g.settings, dict):
+            raise ValueError("a generation's settings have the wrong type")
         if g.spans is not None and not (isinstance(g.spans, list) and g.tints is not None
                                         and len(g.spans) == len(g.tints) and all(
                 isinstance(sp, list) and len(sp) == 2 and all(isinstance(x, int) for x in sp) for sp in g.spans)):

@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if args.compare:
             _run_compare(gen, args, out)
         else:
-            _run_single(gen, args, out, colour, document, sampling.seed)
+            _run_single(gen, args, out, colour, document, sampling)
     except KeyboardInterrupt:
         cancel.set()
         print("\nstylesteer: interrupted", file=sys.stderr)
@@ -156,7 +156,7 @@ def torch_oom() -> tuple[type[BaseException], ...]:
 
 
 def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool, document: DocumentRun | None = None,
-                seed: int | None = None) -> None:
+                sampling: SamplingConfig | None = None) -> None:
     if not args.json:
         out.write(args.prompt if args.prompt not in (None, "-") else "")
     for rec in gen:
@@ -168,7 +168,7 @@ def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool, d
             out.write(rec.text)
         out.flush()
     summary = gen.summary()
-    extra = document.record(summary, seed) if document is not None else {}
+    extra = document.record(summary, args, sampling) if document is not None else {}
     if args.json:
         out.write(json.dumps({"summary": summary.to_json()["summary"] | extra}, ensure_ascii=False) + "\n")
     else:

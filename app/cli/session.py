@@ -148,7 +148,7 @@ class DocumentRun:
                             f"Memory")
         return str(self.context.prompt)
 
-    def record(self, summary: Any, seed: int | None) -> dict[str, int]:
+    def record(self, summary: Any, args: argparse.Namespace, sampling: Any) -> dict[str, int]:
         """Keep the generation in the document's session (never accepted: the file is not written); what the
         JSON summary adds."""
         from datetime import datetime, timezone
@@ -156,10 +156,11 @@ class DocumentRun:
         from engine import session as sessions
 
         ctx = self.context
+        settings = sessions.generation_settings(args.style, args.lam, args.mode, args.budget, sampling)
         self.session.generations.append(sessions.Generation(
-            time=datetime.now(timezone.utc).isoformat(timespec="seconds"), seed=seed,
+            time=datetime.now(timezone.utc).isoformat(timespec="seconds"), seed=sampling.seed,
             context_tokens=ctx.token_count, context_start_char=ctx.context_start_char,
-            new_tokens=len(summary.token_ids), text=summary.text, accepted=False))
+            new_tokens=len(summary.token_ids), text=summary.text, accepted=False, settings=settings))
         try:
             sessions.save(self.session)
         except sessions.SessionWriteError as exc:

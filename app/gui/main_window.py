@@ -485,7 +485,7 @@ class MainWindow(QMainWindow):
             if context.notice:
                 self.statusBar().showMessage(f"The model sees part of your text: {context.notice}.", 10000)
             self._stream_prompt(context.prompt, sampling)
-            self.sessions.generation_started(context, sampling.seed)
+            self.sessions.generation_started(context, sampling)
 
         def failed(error: JobError) -> None:
             self.editor.discard_ghost()

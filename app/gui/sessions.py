@@ -55,6 +55,7 @@ class _Pending:
     context_tokens: int
     context_start_char: int
     epoch: int  # the editor's text generation it belongs to
+    settings: dict[str, Any]
     steps: list[TokenStep] = field(default_factory=list)
     accepted: list[TokenStep] = field(default_factory=list)
     runs: list[int] = field(default_factory=list)  # the editor's accepted runs it made
@@ -94,11 +95,14 @@ class SessionKeeper(QObject):
         """(memory, authors_note, note_depth) for assembling the context, as shown in the panel."""
         return self.host.session_panel.values()
 
-    def generation_started(self, context: Any, seed: int | None) -> None:
-        """A suggestion is being streamed from `context` (engine.context.AssembledContext)."""
+    def generation_started(self, context: Any, sampling: SamplingConfig) -> None:
+        """A suggestion is being streamed from `context` (engine.context.AssembledContext) with `sampling`."""
         if self._pending is not None:  # a reroll inside a suggestion: the earlier stream ends here
             self._record(self._pending)
-        self._pending = _Pending(seed, context.token_count, context.context_start_char, self._epoch)
+        v = self.host.controls.values()
+        settings = sessions.generation_settings(self.host.styles.active(), v.lam, v.mode, v.budget_bits, sampling)
+        self._pending = _Pending(sampling.seed, context.token_count, context.context_start_char, self._epoch,
+                                 settings)
 
     def tokens(self, steps: list[TokenStep | None]) -> None:
         if self._pending is not None:
@@ -125,7 +129,8 @@ class SessionKeeper(QObject):
 
     def _record(self, p: _Pending) -> None:
         gen = self.session.add_generation(p.steps, seed=p.seed, context_tokens=p.context_tokens,
-                                          context_start_char=p.context_start_char, accepted_steps=p.accepted)
+                                          context_start_char=p.context_start_char, accepted_steps=p.accepted,
+                                          settings=p.settings)
         if p.epoch == self._epoch:
             for run in p.runs:
                 self._run_gen[run] = gen

@@ -99,6 +99,7 @@ def test_generate_document_uses_the_sessions_context_and_records_the_generation(
     stored = sessions.load(doc)[0]
     assert [(g.accepted, g.text, g.context_tokens, g.seed) for g in stored.generations] == [
         (False, summary["text"], expected.token_count, 0)]
+    assert stored.generations[0].settings["sampling"]["greedy"] is True
     # A window too small for the whole document: the CLI says where the context starts, as the app does.
     loaded[0] = dataclasses.replace(demo_lm, context_length=expected.token_count)
     assert main(["generate", "--model", "demo", "--document", str(doc), "--json", "--greedy",

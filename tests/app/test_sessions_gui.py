@@ -85,6 +85,9 @@ def test_a_document_comes_back_with_its_settings_memory_note_and_tints(qtbot, fa
     stored = sessions.load(doc)[0]
     assert [g.accepted for g in stored.generations] == [True, False]
     assert stored.generations[0].context_tokens == ctx.token_count
+    used = stored.generations[0].settings
+    assert (used["style"], used["lam"], used["mode"]) == ("holmes", 0.55, "dense")
+    assert used["sampling"]["max_new_tokens"] == 6
     assert not again.sessions.questions
     _close(again)
 

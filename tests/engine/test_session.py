@@ -12,7 +12,7 @@ import pytest
 
 from engine import session as sessions
 from engine.session import DocumentSession, SessionWriteError, fingerprint, open_document, save
-from engine.types import TokenStep
+from engine.types import SamplingConfig, TokenStep
 
 WHEN = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
 
@@ -36,7 +36,8 @@ def filled(doc: Path) -> DocumentSession:
                         sampling={"temperature": 0.7, "top_p": 0.9, "seed": 5}, memory="Anna is a smuggler.",
                         authors_note="[Tone: bleak]", note_depth=2)
     s.add_generation([step(0), step(1, " rain")], seed=5, context_tokens=812, context_start_char=0,
-                     accepted_steps=[step(0)], when=WHEN)
+                     accepted_steps=[step(0)], when=WHEN,
+                     settings=sessions.generation_settings("holmes", 0.4, "dense", 0.07, SamplingConfig(seed=5)))
     s.add_generation([step(0, " sun")], seed=6, context_tokens=815, context_start_char=0, when=WHEN)
     return s
 
@@ -50,6 +51,7 @@ def test_a_session_round_trips_through_the_data_folder(doc, _user_home):
     assert loaded.generations[0].tints == [[" word", 0.0123, 0.1235, 0.6543, [[" a", 0.5], [" b", 0.2], [" c", 0.1]],
                                             [[" b", 0.6], [" a", 0.3]]]]
     assert loaded.generations[1].tints is None and not loaded.generations[1].accepted
+    assert loaded.generations[0].settings["sampling"]["seed"] == 5 and loaded.generations[0].settings["lam"] == 0.4
     assert not list(path.parent.glob("*.tmp"))
 
 
@@ -233,8 +235,6 @@ def test_a_data_folder_that_cannot_be_made_gives_notices_and_one_error_not_trace
 
 
 def test_sampling_settings_round_trip_and_ignore_unknown_keys(doc):
-    from engine.types import SamplingConfig
-
     s = DocumentSession(document=str(doc))
     s.set_sampling(SamplingConfig(temperature=0.6, top_k=20, seed=9))
     save(s)
