@@ -83,6 +83,25 @@ def add_document_arguments(p: argparse.ArgumentParser) -> None:
                         "as the app does (instead of PROMPT); the generation is recorded in its session")
     p.add_argument("--cursor", metavar="N", type=int, default=None,
                    help="with --document: the character offset to continue at (default: the end)")
+    # Steering options left out take the document's session's values with --document (as the app would steer
+    # it), else the usual defaults: see fill_steering.
+    p.set_defaults(lam=None, mode=None, budget=None)
+
+
+def fill_steering(args: argparse.Namespace, session: Any = None) -> None:
+    """--style, --lam, --mode and --budget not given: the session's values, else the defaults."""
+    from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE
+
+    taken = []
+    for name, default in (("style", None), ("lam", DEFAULT_LAM), ("mode", DEFAULT_MODE),
+                          ("budget", DEFAULT_BUDGET_BITS)):
+        if getattr(args, name) is None:
+            stored = getattr(session, name) if session is not None else None
+            setattr(args, name, default if stored is None else stored)
+            if stored is not None:
+                taken.append(f"--{name} {stored}")
+    if taken:
+        say(f"from the document's session: {' '.join(taken)}")
 
 
 @dataclass
@@ -101,6 +120,7 @@ class DocumentRun:
         if args.document is None:
             if args.cursor is not None:
                 raise UserError("--cursor goes with --document")
+            fill_steering(args)
             return None
         if args.prompt is not None:
             raise UserError("give either PROMPT or --document, not both")
@@ -129,6 +149,7 @@ class DocumentRun:
             session = sessions.DocumentSession(document=str(path.resolve()), fingerprint=sessions.fingerprint(text))
         elif opened.status == "changed-outside":
             say(f"{path} changed since its session was saved; using its Memory and Author's note")
+        fill_steering(args, session if opened.status in ("ok", "changed-outside") else None)
         return cls(path, text, cursor, session)
 
     def assemble(self, lm: Any, max_new_tokens: int) -> str:

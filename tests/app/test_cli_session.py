@@ -83,12 +83,14 @@ def test_generate_document_uses_the_sessions_context_and_records_the_generation(
 
     loaded = [demo_lm]  # the session's demo model, as `--model demo` loads it, without loading it again
     monkeypatch.setattr(generate_cli, "load_model_for_cli", lambda args: loaded[0] if args.model == "demo" else None)
-    _session(doc, memory="Anna is a smuggler.", authors_note="[Tone: bleak]", note_depth=1)
+    _session(doc, memory="Anna is a smuggler.", authors_note="[Tone: bleak]", note_depth=1, lam=0.25, mode="dense")
     before = doc.read_bytes()
     cursor = len("It was a dark night.\n\nThe rain fell on the roofs of the town.")
     assert main(["generate", "--model", "demo", "--document", str(doc), "--cursor", str(cursor), "--json",
                  "--greedy", "--max-new-tokens", "3"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    assert "from the document's session: --lam 0.25 --mode dense" in captured.err
+    rows = [json.loads(line) for line in captured.out.splitlines()]
     summary = rows[-1]["summary"]
     text = doc.read_text("utf-8")
     expected = assemble_for_model(demo_lm, text, cursor, 3, memory="Anna is a smuggler.",
@@ -99,12 +101,14 @@ def test_generate_document_uses_the_sessions_context_and_records_the_generation(
     stored = sessions.load(doc)[0]
     assert [(g.accepted, g.text, g.context_tokens, g.seed) for g in stored.generations] == [
         (False, summary["text"], expected.token_count, 0)]
-    assert stored.generations[0].settings["sampling"]["greedy"] is True
+    used = stored.generations[0].settings
+    assert used["sampling"]["greedy"] is True and (used["lam"], used["mode"], used["style"]) == (0.25, "dense", None)
     # A window too small for the whole document: the CLI says where the context starts, as the app does.
     loaded[0] = dataclasses.replace(demo_lm, context_length=expected.token_count)
-    assert main(["generate", "--model", "demo", "--document", str(doc), "--json", "--greedy",
+    assert main(["generate", "--model", "demo", "--document", str(doc), "--json", "--greedy", "--lam", "0.5",
                  "--max-new-tokens", "3"]) == 0
     captured = capsys.readouterr()
     assert "context starts" in captured.err and "earlier characters not seen" in captured.err
     assert json.loads(captured.out.splitlines()[-1])["summary"]["context_start_char"] > 0
-    assert len(sessions.load(doc)[0].generations) == 2
+    assert "--lam" not in captured.err  # given on the command line, not taken from the session
+    assert sessions.load(doc)[0].generations[1].settings["lam"] == 0.5
