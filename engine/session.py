@@ -113,7 +113,11 @@ class DocumentSession:
                 "generations": [g.public() for g in self.generations]}
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The stored form. Shallow: it shares the tints' lists, which `asdict` would deep-copy (seconds for a
+        session near the size bound)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["generations"] = [{f.name: getattr(g, f.name) for f in fields(g)} for g in self.generations]
+        d["sampling"] = dict(self.sampling)
         d["format"] = FORMAT
         return d
 

@@ -467,12 +467,14 @@ class Editor(QPlainTextEdit):
         self._refresh_tints()
         return start
 
-    def restore_run(self, spans: list[list[int]], steps: list[TokenStep | None]) -> int:
-        """Tint text already in the document as an accepted run (a reopened document's); returns the run's index."""
-        self._runs.append(_Accepted([list(sp) for sp in spans], list(steps)))
-        if spans:
-            self._rehighlight(spans[0][0], spans[-1][1])
-        return len(self._runs) - 1
+    def restore_runs(self, runs: list[tuple[list[list[int]], list[TokenStep | None]]]) -> list[int]:
+        """Tint text already in the document as accepted runs (a reopened document's), each (spans, steps) with
+        spans in order; returns the runs' indices."""
+        first = len(self._runs)
+        self._runs += [_Accepted([list(sp) for sp in spans], list(steps)) for spans, steps in runs]
+        if runs:
+            self._highlighter.rehighlight()
+        return list(range(first, len(self._runs)))
 
     def accepted_runs(self) -> list[tuple[list[list[int]], list[TokenStep | None]]]:
         """(spans, steps) of every accepted run, in acceptance order, as they are now (positions in UTF-16 units)."""

@@ -75,6 +75,8 @@ class SessionKeeper(QObject):
         self.ask: Callable[[str], bool] = self._ask
         self._epoch = 0
         self._run_gen: dict[int, Generation] = {}  # editor run index -> the generation it came from
+        # id(step) -> (step, its stored tint): rounding 30,000 tokens' diagnostics again at every save takes long
+        self._tints: dict[int, tuple[TokenStep, TokenTint]] = {}
         self._pending: _Pending | None = None
         self._closing: _Pending | None = None
         self._applying = False
@@ -208,6 +210,7 @@ class SessionKeeper(QObject):
         self.flush()
         self._epoch += 1
         self._run_gen = {}
+        self._tints = {}
         self._dirty = False
         self.path = path
         if path is None:
@@ -264,16 +267,24 @@ class SessionKeeper(QObject):
     def _restore_tints(self, text: str) -> None:
         """Tint the accepted spans saved with the session whose text is still there."""
         u16 = _Utf16(text)
+        runs: list[tuple[list[list[int]], list[TokenStep | None]]] = []
+        gens: list[Generation] = []
         for gen in self.session.generations:
             if not gen.tints or not gen.spans:
                 continue
-            spans, steps = [], []
+            spans: list[list[int]] = []
+            steps: list[TokenStep | None] = []
             for i, (t, (a, b)) in enumerate(zip(gen.tints, gen.spans, strict=True)):
                 if 0 <= a < b <= len(text) and text[a:b] == t[0]:
                     spans.append([u16.from_str(a), u16.from_str(b)])
-                    steps.append(sessions.step_from_tint(t, i))
+                    step = sessions.step_from_tint(t, i)
+                    self._tints[id(step)] = (step, t)
+                    steps.append(step)
             if spans:
-                self._run_gen[self.editor.restore_run(spans, steps)] = gen
+                runs.append((spans, steps))
+                gens.append(gen)
+        for run, gen in zip(self.editor.restore_runs(runs), gens, strict=True):
+            self._run_gen[run] = gen
 
     def document_saved(self, path: Path) -> None:
         """The document was written to `path`: the session follows it, with where its accepted tokens are now."""
@@ -298,7 +309,7 @@ class SessionKeeper(QObject):
             _, tints, spans = by_gen.setdefault(id(gen), (gen, [], []))
             for (a, b), step in zip(*runs[run], strict=True):
                 if step is not None:
-                    tints.append(_stored_tint(step))
+                    tints.append(self._tint(step))
                     spans.append([_without_ghost(u16.to_str(a), ghost, u16), _without_ghost(u16.to_str(b), ghost, u16)])
         for gen, tints, spans in by_gen.values():
             order = sorted(range(len(spans)), key=lambda i: spans[i][0])
@@ -335,6 +346,15 @@ class SessionKeeper(QObject):
             return None
         self._write_problem = None
         return True if result is None else result
+
+
+    def _tint(self, step: TokenStep) -> TokenTint:
+        cached = self._tints.get(id(step))
+        if cached is not None and cached[0] is step:
+            return cached[1]
+        t = _stored_tint(step)
+        self._tints[id(step)] = (step, t)
+        return t
 
 
 def _stored_tint(step: TokenStep) -> TokenTint:
