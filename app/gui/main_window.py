@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QPalette, QTextCursor
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
@@ -39,7 +38,7 @@ from app.gui.find_bar import FindBar
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
-from app.gui.session_panel import SessionPanel
+from app.gui.session_panel import SessionPanel, shade_spans
 from app.gui.sessions import SessionKeeper
 from app.gui.settings import Settings
 from app.gui.style_panel import StylePanel
@@ -520,7 +519,7 @@ class MainWindow(QMainWindow):
         view.setReadOnly(True)
         view.setAccessibleName("Context text")
         if ctx is not None:
-            _shade(view, [s for s in (ctx.memory_span, ctx.note_span) if s])
+            shade_spans(view, [s for s in (ctx.memory_span, ctx.note_span) if s])
         lay.addWidget(view, 1)
         return _show_with_close(dlg, lay, 760, 560)
 
@@ -843,23 +842,6 @@ def _show_with_close(dlg: QDialog, lay: QVBoxLayout, width: int, height: int) ->
     dlg.resize(width, height)
     dlg.open()
     return dlg
-
-
-def _shade(view: QPlainTextEdit, spans: list[tuple[int, int]]) -> None:
-    """Shade str [start, end) spans of a read-only view's text (positions converted to Qt's UTF-16 ones)."""
-    from app.gui.editor import u16len
-
-    text = view.toPlainText()
-    selections = []
-    for a, b in spans:
-        sel = QTextEdit.ExtraSelection()
-        cursor = view.textCursor()
-        cursor.setPosition(u16len(text[:a]))
-        cursor.setPosition(u16len(text[:b]), QTextCursor.MoveMode.KeepAnchor)
-        sel.cursor = cursor
-        sel.format.setBackground(view.palette().color(QPalette.ColorRole.AlternateBase).darker(110))
-        selections.append(sel)
-    view.setExtraSelections(selections)
 
 
 def data_folder_problem() -> str | None:

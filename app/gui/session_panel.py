@@ -1,10 +1,13 @@
-"""The Memory and Author's note editors: what the model is told besides the text, kept per document."""
+"""The Memory and Author's note editors (what the model is told besides the text, kept per document), and their
+shading in the context viewer."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QLabel, QPlainTextEdit, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtGui import QPalette, QTextCursor
+from PySide6.QtWidgets import QFormLayout, QLabel, QPlainTextEdit, QSpinBox, QTextEdit, QVBoxLayout, QWidget
 
+from app.gui.editor import u16len
 from engine.context import DEFAULT_NOTE_DEPTH
 
 MAX_NOTE_DEPTH = 99
@@ -64,3 +67,18 @@ class SessionPanel(QWidget):
             self.depth.setValue(max(0, min(MAX_NOTE_DEPTH, depth)))
         finally:
             self._setting = False
+
+
+def shade_spans(view: QPlainTextEdit, spans: list[tuple[int, int]]) -> None:
+    """Shade str [start, end) spans of a read-only view's text (positions converted to Qt's UTF-16 ones)."""
+    text = view.toPlainText()
+    selections = []
+    for a, b in spans:
+        sel = QTextEdit.ExtraSelection()
+        cursor = view.textCursor()
+        cursor.setPosition(u16len(text[:a]))
+        cursor.setPosition(u16len(text[:b]), QTextCursor.MoveMode.KeepAnchor)
+        sel.cursor = cursor
+        sel.format.setBackground(view.palette().color(QPalette.ColorRole.AlternateBase).darker(110))
+        selections.append(sel)
+    view.setExtraSelections(selections)
