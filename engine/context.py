@@ -133,6 +133,14 @@ def assemble_context(document: str, cursor: int, tokenizer: Any, *, context_wind
                             note_span=note_span, notice=_notice(document, start, cursor, cut_at))
 
 
+def assemble_for_model(lm: Any, document: str, cursor: int, max_new_tokens: int, *, memory: str = "",
+                       authors_note: str = "", note_depth: int = DEFAULT_NOTE_DEPTH) -> AssembledContext:
+    """assemble_context with a loaded model's tokenizer and window: what the editor and `generate --document` use."""
+    return assemble_context(document, cursor, lm.tokenizer, context_window=lm.context_length,
+                            max_new_tokens=max_new_tokens, memory=memory, authors_note=authors_note,
+                            note_depth=note_depth)
+
+
 def count_tokens(tokenizer: Any, text: str) -> int:
     """Tokens the model is given for `text`, its special tokens (BOS) included, as the decoder encodes a prompt."""
     try:

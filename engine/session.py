@@ -5,10 +5,16 @@ document's absolute path. It records a fingerprint of the document's text as las
 a document tells whether its session is `ok`, the document was `changed-outside` the app, or it was `moved` (a
 session of another path holds this very text). The GUI then offers to keep or drop it.
 
-Size bound: per-token diagnostics (tints) are kept for the last MAX_TINTED_RUNS accepted generations only, each
-token stored as a short list with rounded numbers and at most MAX_ALTERNATIVES alternatives a side. If the file
-would still exceed MAX_FILE_BYTES, the oldest tints go first, then the oldest rejected generations, then the
-oldest generations; settings, Memory and the Author's note are always kept.
+Size bound: per-token diagnostics (tints) are kept in full for the last MAX_TINTED_RUNS accepted generations, each
+token stored as a short list with rounded numbers and at most MAX_ALTERNATIVES alternatives a side; older accepted
+generations keep a compact tint per token (its text and JS, so the document keeps its colours, without the
+probabilities and alternatives). If the file would still exceed MAX_FILE_BYTES, the oldest full tints are compacted
+first, then the oldest tints go, then the oldest rejected generations, then the oldest generations; settings,
+Memory and the Author's note are always kept.
+
+An accepted generation also records where its tokens are (`spans`, str offsets into the document's text as last
+saved with the session), so reopening the document puts its tints back; a token whose text no longer matches is
+left untinted.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ MAX_FILE_BYTES = 4 * 2**20
 Status = Literal["new", "ok", "moved", "changed-outside"]
 
 # One token of an accepted run: [text, js_bits, p_base, p_steered, top_base, top_steered], each top a list of
-# [text, probability]. Lists, not objects, keep a 96-token run near 10 KB.
+# [text, probability]; compacted, [text, js_bits]. Lists, not objects, keep a 96-token run near 10 KB (compact: 2 KB).
 TokenTint = list[Any]
 
 
@@ -54,6 +60,8 @@ class Generation:
     text: str
     accepted: bool
     tints: list[TokenTint] | None = None  # per-token diagnostics of the accepted span
+    spans: list[list[int]] | None = None  # [start, end) of each tint in the document as last saved, when known
+    settings: dict[str, Any] | None = None  # what it was generated with: style, lam, mode, budget, sampling
 
     def public(self) -> dict[str, Any]:
         return {"time": self.time, "seed": self.seed, "context_tokens": self.context_tokens,
@@ -79,13 +87,14 @@ class DocumentSession:
 
     def add_generation(self, steps: Iterable[TokenStep], *, seed: int | None, context_tokens: int,
                        context_start_char: int, accepted_steps: Iterable[TokenStep] = (),
-                       when: datetime | None = None) -> Generation:
-        """Record one continuation: `steps` all it wrote, `accepted_steps` the part taken into the document."""
+                       when: datetime | None = None, settings: dict[str, Any] | None = None) -> Generation:
+        """Record one continuation: `steps` all it wrote, `accepted_steps` the part taken into the document,
+        `settings` what it was generated with (see `generation_settings`)."""
         steps, kept = list(steps), list(accepted_steps)
         gen = Generation(time=(when or datetime.now(timezone.utc)).isoformat(timespec="seconds"), seed=seed,
                          context_tokens=context_tokens, context_start_char=context_start_char,
                          new_tokens=len(steps), text="".join(s.text for s in steps), accepted=bool(kept),
-                         tints=[tint(s) for s in kept] or None)
+                         tints=[tint(s) for s in kept] or None, settings=settings)
         self.generations.append(gen)
         return gen
 
@@ -104,7 +113,11 @@ class DocumentSession:
                 "generations": [g.public() for g in self.generations]}
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The stored form. Shallow: it shares the tints' lists, which `asdict` would deep-copy (seconds for a
+        session near the size bound)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["generations"] = [{f.name: getattr(g, f.name) for f in fields(g)} for g in self.generations]
+        d["sampling"] = dict(self.sampling)
         d["format"] = FORMAT
         return d
 
@@ -137,6 +150,31 @@ def tint(step: TokenStep) -> TokenTint:
         return [[text, round(p, 4)] for _, text, p in alts[:MAX_ALTERNATIVES]]
     return [step.text, round(step.js_bits, 4), round(step.p_base, 4), round(step.p_steered, 4),
             top(step.top_base), top(step.top_steered)]
+
+
+def generation_settings(style: str | None, lam: float, mode: str, budget: float,
+                        sampling: SamplingConfig) -> dict[str, Any]:
+    """The settings one generation records."""
+    return {"style": style, "lam": lam, "mode": mode, "budget": budget, "sampling": asdict(sampling)}
+
+
+def compact(t: TokenTint) -> TokenTint:
+    """A tint reduced to what colours the text: [text, js_bits]."""
+    return t[:2]
+
+
+def step_from_tint(t: TokenTint, index: int = 0) -> TokenStep:
+    """A TokenStep for the inspector and the tints from a stored tint (full or compact); token ids are not kept."""
+    text, js = str(t[0]), float(t[1])
+    full = len(t) >= 6
+    p_base, p_steered = (float(t[2]), float(t[3])) if full else (float("nan"), float("nan"))
+
+    def alts(top: Any) -> list[tuple[int, str, float]]:
+        return [(-1, str(a), float(p)) for a, p in top] if full else []
+
+    return TokenStep(side="steered", step=index, token_id=-1, text=text, p_base=p_base, p_steered=p_steered,
+                     js_bits=js, lam=float("nan"), top_base=alts(t[4] if full else None),
+                     top_steered=alts(t[5] if full else None))
 
 
 def fingerprint(text: str) -> str:
@@ -308,16 +346,27 @@ def _dump(session: DocumentSession) -> bytes:
 
 
 def _keep_recent_tints(gens: list[Generation], runs: int) -> None:
+    """Compact the tints of all but the last `runs` tinted generations."""
     tinted = [g for g in gens if g.tints]
     for g in tinted[:max(0, len(tinted) - runs)]:
-        g.tints = None
+        g.tints = [compact(t) for t in g.tints or ()]
+
+
+def _drop_old_tints(gens: list[Generation], keep: int) -> None:
+    tinted = [g for g in gens if g.tints]
+    for g in tinted[:max(0, len(tinted) - keep)]:
+        g.tints = g.spans = None
 
 
 def _trim_once(gens: list[Generation]) -> bool:
     """Drop a share of the least useful stored data; False when nothing is left to drop."""
+    full = [g for g in gens if g.tints and any(len(t) > 2 for t in g.tints)]
+    if full:
+        _keep_recent_tints(gens, len(full) // 2)
+        return True
     tinted = [g for g in gens if g.tints]
     if tinted:
-        _keep_recent_tints(gens, len(tinted) // 2)
+        _drop_old_tints(gens, len(tinted) // 2)
         return True
     rejected = [i for i, g in enumerate(gens) if not g.accepted]
     if rejected:
@@ -358,4 +407,14 @@ def _check_types(session: DocumentSession) -> None:
     for g in session.generations:
         if not isinstance(g.text, str) or not isinstance(g.accepted, bool) or not isinstance(g.new_tokens, int):
             raise ValueError("a generation field has the wrong type")
+        if g.tints is not None and not (isinstance(g.tints, list) and all(
+                isinstance(t, list) and len(t) >= 2 and isinstance(t[0], str) and isinstance(t[1], (int, float))
+                for t in g.tints)):
+            raise ValueError("a generation's tints have the wrong shape")
+        if g.settings is not None and not isinstance(g.settings, dict):
+            raise ValueError("a generation's settings have the wrong type")
+        if g.spans is not None and not (isinstance(g.spans, list) and g.tints is not None
+                                        and len(g.spans) == len(g.tints) and all(
+                isinstance(sp, list) and len(sp) == 2 and all(isinstance(x, int) for x in sp) for sp in g.spans)):
+            raise ValueError("a generation's spans have the wrong shape")
 

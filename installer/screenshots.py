@@ -44,6 +44,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--lam", type=float, default=0.5)
     parser.add_argument("--theme", default="light", choices=("light", "dark", "system"))
     parser.add_argument("--suffix", default="", help="added to the file names, e.g. _dark")
+    parser.add_argument("--shots", default="main,compare,context",
+                        help="which screenshots, comma-separated: main, compare, context (the context viewer)")
     return parser.parse_args()
 
 
@@ -125,16 +127,55 @@ def _shoot_compare(app, win, args: argparse.Namespace) -> None:  # type: ignore[
     print(f"screenshots: wrote {compare_png}", flush=True)
 
 
+MEMORY = "Holmes and Watson share rooms at 221B Baker Street. Watson tells the story."
+NOTE = "[Tone: brisk, observant. Holmes speaks in short, exact sentences.]"
+STORY = ("The fog had not lifted all day, and the lamps of Baker Street burned yellow at four o'clock.\n\n"
+         "Holmes had not touched his breakfast. He stood at the window, watching the street below.\n\n"
+         "A cab drew up at our door, and a tall man in a grey coat stepped down from it.\n\n"
+         "\"A client,\" said Holmes, without turning round, \"and a worried one.\"")
+
+
+def _shoot_context(app, win, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """The context viewer after a suggestion with Memory and an Author's note."""
+    win.editor.discard_ghost()
+    win.session_panel.set_values(MEMORY, NOTE, 2)
+    win.session_dock.raise_()
+    win.controls.max_tokens.setValue(12)
+    win.editor.load_text(STORY)
+    cursor = win.editor.textCursor()
+    cursor.movePosition(cursor.MoveOperation.End)
+    win.editor.setTextCursor(cursor)
+    print("screenshots: generating for the context viewer…", flush=True)
+    done: list = []
+    win.generationFinished.connect(done.append)
+    win.generate()
+    wait(app, lambda: bool(done) or bool(win.errors), 600, "the generation")
+    _stop_on_error(win)
+    dlg = win.show_context()
+    dlg.resize(900, 300)
+    settle(app)
+    png = args.out / f"context_viewer{args.suffix}.png"
+    dlg.grab().save(str(png))
+    dlg.close()
+    print(f"screenshots: wrote {png}", flush=True)
+
+
 def main() -> int:
     args = _arguments()
+    shots = set(args.shots.split(","))
     corpus = corpora_dir() / args.corpus
     if not corpus.is_file():
         raise SystemExit(f"screenshots: corpus not found: {corpus}")
     args.out.mkdir(parents=True, exist_ok=True)
     app, win = _open_window(args)
-    _import_style(app, win, corpus, args.style)
-    _shoot_main_window(app, win, args)
-    _shoot_compare(app, win, args)
+    if shots & {"main", "compare"}:
+        _import_style(app, win, corpus, args.style)
+    if "main" in shots:
+        _shoot_main_window(app, win, args)
+    if "compare" in shots:
+        _shoot_compare(app, win, args)
+    if "context" in shots:
+        _shoot_context(app, win, args)
     win.editor.discard_ghost()
     win.editor.document().setModified(False)
     win.close()

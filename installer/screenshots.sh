@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the real app under Xvfb, import a corpus as a style, generate a steered completion and
-# save screenshots of the main window and the compare view into docs/screenshots/.
+# save screenshots of the main window, the compare view and the context viewer into docs/screenshots/
+# (`--shots context` makes only the context viewer's; installer/screenshots.py also runs alone with QT_QPA_PLATFORM=offscreen).
 #
 #   installer/screenshots.sh                         (uses .venv/ if present, else the python on PATH)
 #   installer/screenshots.sh --theme dark --suffix _dark

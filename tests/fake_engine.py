@@ -28,6 +28,7 @@ from app.jobs.backend import (
     UserFacingError,
     expand_paths,
 )
+from engine.context import DEFAULT_NOTE_DEPTH
 from engine.types import METRIC_NAMES, SamplingConfig, Summary, TokenStep
 
 _WORDS = ("the", "night", "was", "still", "and", "the", "river", "ran", "slow", "beneath", "a",
@@ -320,7 +321,8 @@ class FakeBackend:
         else:
             raise UserFacingError(f"No style named “{steer.style}”.")
 
-    def assemble_context(self, text: str, max_new_tokens: int) -> Any:
+    def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
+                         note_depth: int = DEFAULT_NOTE_DEPTH) -> Any:
         from engine.context import ContextError, assemble_context
 
         self._touch("assemble_context")
@@ -328,7 +330,8 @@ class FakeBackend:
             raise UserFacingError("Load a model before you generate.")
         try:
             return assemble_context(text, len(text), WordTokenizer(), context_window=self.options.context_window,
-                                    max_new_tokens=max_new_tokens)
+                                    max_new_tokens=max_new_tokens, memory=memory, authors_note=authors_note,
+                                    note_depth=note_depth)
         except ContextError as exc:
             raise UserFacingError(str(exc)) from exc
 

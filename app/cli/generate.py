@@ -17,6 +17,7 @@ from app.cli.common import (
     load_model_for_cli,
     load_style_for_cli,
 )
+from app.cli.session import DocumentRun, add_document_arguments
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,
@@ -55,7 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compare", action="store_true", help="print baseline and steered side by side with metrics")
     p.add_argument("--json", action="store_true", help="one JSON object per line: tokens, then summaries")
     p.add_argument("--no-color", action="store_true", help="plain text, no JS colouring")
-    p.add_argument("prompt", metavar="PROMPT", help="the text to continue ('-' reads standard input)")
+    add_document_arguments(p)
+    p.add_argument("prompt", metavar="PROMPT", nargs="?",
+                   help="the text to continue ('-' reads standard input); or give --document")
     p.set_defaults(func=run)
 
 
@@ -93,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
     from engine.decode import PromptError, compare_stream, stream
     from engine.steering import StyleSteeringProcessor
 
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    if not prompt.strip():
+    document = DocumentRun.open(args)
+    if document is None and args.prompt is None:
+        raise UserError("give a PROMPT to continue, or --document FILE")
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt or ""
+    if document is None and not prompt.strip():
         raise UserError("the prompt is empty: give some text to continue")
     if not 0.0 <= args.lam <= 1.0:
         raise UserError(f"--lam must be between 0 and 1, got {args.lam}")
@@ -106,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if args.style:
         check_style_for_cli(args.style)
     lm = load_model_for_cli(args)
+    if document is not None:
+        prompt = document.assemble(lm, sampling.max_new_tokens)
     prior = load_style_for_cli(args.style, lm) if args.style else None
     steering = StyleSteeringProcessor(prior, lam=args.lam, mode=args.mode, budget_bits=args.budget) \
         if prior is not None else None
@@ -125,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if args.compare:
             _run_compare(gen, args, out)
         else:
-            _run_single(gen, args, out, colour)
+            _run_single(gen, args, out, colour, document, sampling)
     except KeyboardInterrupt:
         cancel.set()
         print("\nstylesteer: interrupted", file=sys.stderr)
@@ -147,9 +155,10 @@ def torch_oom() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
-def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -> None:
+def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool, document: DocumentRun | None = None,
+                sampling: SamplingConfig | None = None) -> None:
     if not args.json:
-        out.write(args.prompt if args.prompt != "-" else "")
+        out.write(args.prompt if args.prompt not in (None, "-") else "")
     for rec in gen:
         if args.json:
             out.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
@@ -159,8 +168,9 @@ def _run_single(gen: Any, args: argparse.Namespace, out: TextIO, colour: bool) -
             out.write(rec.text)
         out.flush()
     summary = gen.summary()
+    extra = document.record(summary, args, sampling) if document is not None else {}
     if args.json:
-        out.write(json.dumps(summary.to_json(), ensure_ascii=False) + "\n")
+        out.write(json.dumps({"summary": summary.to_json()["summary"] | extra}, ensure_ascii=False) + "\n")
     else:
         out.write("\n")
         if args.style:

@@ -43,6 +43,10 @@ class DocumentController(QObject):
 
     changed = Signal()  # path or modified state: the window retitles
     fileUsed = Signal(object)  # Path opened or saved: the window updates its recent list
+    # A new, opened or recovered document is in the editor: its Path (or None), and its file's text as on disk
+    # (None when there is no file); a recovered draft's text differs from its file's.
+    textReplaced = Signal(object, object)
+    saved = Signal(object)  # Path the document was just written to
 
     def __init__(self, host: Host, parent: QWidget) -> None:
         super().__init__(parent)
@@ -121,6 +125,7 @@ class DocumentController(QObject):
         self.path, self.fmt = path, fmt
         self.draft.clear()
         self._autosaved_text = None
+        self.textReplaced.emit(path, fmt.text if fmt is not None and path is not None else None)
         self.changed.emit()
 
     def save(self) -> bool:
@@ -167,6 +172,7 @@ class DocumentController(QObject):
         self.draft.clear()
         self._autosaved_text = text
         self.fileUsed.emit(path)
+        self.saved.emit(path)
         self.host.statusBar().showMessage(f"Saved {path}", 4000)
         self.changed.emit()
         return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtGui import (
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
 from app.gui import palette
 from engine.types import TokenStep
 
-MAX_TINTED_RUNS = 50  # accepted completions that keep their tints and stay inspectable
+MAX_TINTED_RUNS = 50  # accepted completions that keep their alternatives (older ones keep their tints only)
 
 
 def u16len(s: str) -> int:
@@ -190,6 +190,8 @@ class Editor(QPlainTextEdit):
     def _spans(self, lo: int, hi: int):
         """(start, end, step, is_ghost) of generated tokens overlapping [lo, hi), without building TokenRefs."""
         for run in self._runs:
+            if not run.spans or run.spans[0][0] >= hi or run.spans[-1][1] <= lo:
+                continue  # a run's spans are in order: most runs are skipped without a look at their tokens
             for (a, b), step in zip(run.spans, run.steps, strict=True):
                 if step is not None and b > lo and a < hi:
                     yield a, b, step, False
@@ -247,6 +249,12 @@ class Editor(QPlainTextEdit):
     def ghost_tokens(self) -> tuple[list[TokenStep | None], list[str]]:
         """The suggestion's token records and text pieces: `append_ghost(*ghost_tokens())` shows it again."""
         return list(self._ghost_steps), _split(self._ghost_text, self._ghost_offsets)
+
+    def ghost_span(self) -> tuple[int, int] | None:
+        """[start, end) of the suggestion in the document (UTF-16 positions), or None."""
+        if self._ghost_start is None:
+            return None
+        return self._ghost_start, self._ghost_start + u16len(self._ghost_text)
 
     def full_text(self) -> str:
         """Everything in the document (a suggestion included), character for character.
@@ -398,12 +406,9 @@ class Editor(QPlainTextEdit):
                      for i in range(n)]
             self._runs.append(_Accepted(spans, steps[:n]))
             if len(self._runs) > MAX_TINTED_RUNS:
-                # Older completions lose their tints, so hover and repaint costs stay bounded.
-                for run in self._runs[: len(self._runs) - MAX_TINTED_RUNS]:
-                    if run.spans:
-                        lo, hi = run.spans[0][0], run.spans[-1][1]
-                        run.spans, run.steps = [], []  # emptied, not removed: TokenRef.run stays valid
-                        self._rehighlight(lo, hi)
+                # Older completions keep their tints but not their alternatives, so memory stays bounded.
+                run = self._runs[len(self._runs) - MAX_TINTED_RUNS - 1]
+                run.steps = [_compact(s) for s in run.steps]
             self._rehighlight(start, start + cut)
             end = QTextCursor(self.document())
             end.setPosition(start + cut)
@@ -465,6 +470,19 @@ class Editor(QPlainTextEdit):
         self.setTextCursor(place)
         self._refresh_tints()
         return start
+
+    def restore_runs(self, runs: list[tuple[list[list[int]], list[TokenStep | None]]]) -> list[int]:
+        """Tint text already in the document as accepted runs (a reopened document's), each (spans, steps) with
+        spans in order; returns the runs' indices."""
+        first = len(self._runs)
+        self._runs += [_Accepted([list(sp) for sp in spans], list(steps)) for spans, steps in runs]
+        if runs:
+            self._highlighter.rehighlight()
+        return list(range(first, len(self._runs)))
+
+    def accepted_runs(self) -> list[tuple[list[list[int]], list[TokenStep | None]]]:
+        """(spans, steps) of every accepted run, in acceptance order, as they are now (positions in UTF-16 units)."""
+        return [(run.spans, run.steps) for run in self._runs]
 
     def clear_runs(self) -> None:
         self._runs = []
@@ -626,6 +644,12 @@ class Editor(QPlainTextEdit):
         self.setPlainText(text)
         self.document().setModified(False)
         self._refresh_tints()
+
+
+def _compact(step: TokenStep | None) -> TokenStep | None:
+    if step is None or not (step.top_base or step.top_steered):
+        return step
+    return replace(step, top_base=[], top_steered=[])
 
 
 def _split(text: str, offsets: list[int]) -> list[str]:

@@ -136,10 +136,14 @@ class Inspector(QWidget):
             self._fill(self.steer_box, [])
             return
         self.token_label.setText(f"Token {step.step + 1}: ⟨{_show(step.text)}⟩ ({where})")
-        self.p_base.setText(f"{step.p_base:.3f}")
-        self.p_steered.setText(f"{step.p_steered:.3f}  ({_ratio(step.p_steered, step.p_base)})")
+        if step.p_base == step.p_base:  # NaN: a token restored from an older session keeps its JS only
+            self.p_base.setText(f"{step.p_base:.3f}")
+            self.p_steered.setText(f"{step.p_steered:.3f}  ({_ratio(step.p_steered, step.p_base)})")
+        else:
+            self.p_base.setText("–")
+            self.p_steered.setText("–")
         self.js.setText(f"{step.js_bits:.4f} bits")
-        self.lam.setText(f"{step.lam:.3f}")
+        self.lam.setText(f"{step.lam:.3f}" if step.lam == step.lam else "–")
         self._fill(self.base_box, step.top_base)
         self._fill(self.steer_box, step.top_steered)
 

@@ -39,6 +39,8 @@ from app.gui.history import HistoryKeeper
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
+from app.gui.session_panel import SessionPanel, shade_spans
+from app.gui.sessions import SessionKeeper
 from app.gui.settings import Settings
 from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
@@ -171,6 +173,13 @@ class MainWindow(QMainWindow):
         self.tune_panel = TunePanel()
         self.tune_dock = self._dock("Tune λ", self.tune_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._setup_tune(self.tune_panel)
+        self.session_panel = SessionPanel()
+        self.session_dock = self._dock("Memory", self.session_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(self.styles_dock, self.session_dock)
+        self.styles_dock.raise_()
+        self.sessions = SessionKeeper(self, self)
+        self.doc.textReplaced.connect(self.sessions.document_replaced)
+        self.doc.saved.connect(self.sessions.document_saved)
 
     def _build_compare(self) -> None:
         self.compare_view = CompareView()
@@ -325,7 +334,7 @@ class MainWindow(QMainWindow):
                      "The exact text the model saw for the last suggestion")
 
     def _build_view_menu(self, v: QMenu) -> None:
-        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock):
+        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.session_dock):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         self.tints_action = QAction("Show Token &Tints", self, checkable=True)
@@ -485,6 +494,7 @@ class MainWindow(QMainWindow):
             if context.notice:
                 self.statusBar().showMessage(f"The model sees part of your text: {context.notice}.", 10000)
             self._stream_prompt(context.prompt, sampling)
+            self.sessions.generation_started(context, sampling)
 
         def failed(error: JobError) -> None:
             self.editor.discard_ghost()
@@ -493,7 +503,8 @@ class MainWindow(QMainWindow):
             self.show_job_error(error)
 
         return self.gen_slot.start(self.worker.assemble_context, text, sampling.max_new_tokens,
-                                   on_done=assembled, on_error=failed, on_cancelled=self._update_actions,
+                                   *self.sessions.context_options(), on_done=assembled, on_error=failed,
+                                   on_cancelled=self._update_actions,
                                    on_stale_error=self.show_job_error)
 
     def show_context(self) -> QDialog:
@@ -509,12 +520,16 @@ class MainWindow(QMainWindow):
             cut = ctx.notice or "the whole text before the cursor fits"
             head = (f"{ctx.token_count:,} of {ctx.budget:,} tokens (the window less the new tokens); "
                     f"starts at character {ctx.context_start_char:,}: {cut}.")
+            if ctx.memory_span or ctx.note_span:
+                head += " Memory and the Author's note are shaded."
         label = QLabel(head)
         label.setWordWrap(True)
         lay.addWidget(label)
         view = QPlainTextEdit(ctx.prompt if ctx is not None else "")
         view.setReadOnly(True)
         view.setAccessibleName("Context text")
+        if ctx is not None:
+            shade_spans(view, [s for s in (ctx.memory_span, ctx.note_span) if s])
         lay.addWidget(view, 1)
         return _show_with_close(dlg, lay, 760, 560)
 
@@ -540,7 +555,7 @@ class MainWindow(QMainWindow):
             self._update_actions()
 
         job = self.gen_slot.start(self.worker.generate, prompt, sampling, self.steer_params(),
-                                  on_yield=self.editor.append_ghost, on_done=done, on_error=failed,
+                                  on_yield=self._on_tokens, on_done=done, on_error=failed,
                                   on_cancelled=cancelled, on_stale_error=self.show_job_error)
         self._update_actions()
         return job
@@ -560,6 +575,10 @@ class MainWindow(QMainWindow):
         if self.generating():
             self.stop_generation()
         return self.history.cycle(delta)
+
+    def _on_tokens(self, steps: list) -> None:
+        self.editor.append_ghost(steps)
+        self.sessions.tokens(steps)
 
     def _on_ghost_changed(self, showing: bool) -> None:
         """Once a suggestion is accepted or gone, no hint or inspector still speaks of it."""
@@ -830,6 +849,7 @@ class MainWindow(QMainWindow):
             self.settings.sync()
         except Exception:  # noqa: BLE001
             traceback.print_exc()
+        self.sessions.close()
         self.compare_dialog.close()
         self.worker.shutdown()
         self.doc.close()  # a clean exit: this window's draft is not needed any more

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from app.display import format_bytes
+from engine.context import DEFAULT_NOTE_DEPTH
 from engine.types import (
     DEFAULT_BUDGET_BITS,
     DEFAULT_LAM,
@@ -167,7 +168,8 @@ class Backend(Protocol):
     def remove_document(self, style: str, sha256: str) -> None: ...
     def export_style(self, style: str, file: Path) -> Path: ...
     def import_style_file(self, file: Path) -> str: ...
-    def assemble_context(self, text: str, max_new_tokens: int) -> Any:
+    def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
+                         note_depth: int = DEFAULT_NOTE_DEPTH) -> Any:
         """engine.context.AssembledContext for continuing `text` (all of it is before the cursor)."""
         ...
 

@@ -22,6 +22,7 @@ from app.jobs.backend import (
     TuneParams,
     UserFacingError,
 )
+from engine.context import DEFAULT_NOTE_DEPTH
 from engine.types import SamplingConfig
 
 
@@ -275,13 +276,14 @@ class RealBackend:
         self._processor = proc
         return proc
 
-    def assemble_context(self, text: str, max_new_tokens: int) -> Any:
-        from engine.context import ContextError, assemble_context
+    def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
+                         note_depth: int = DEFAULT_NOTE_DEPTH) -> Any:
+        from engine.context import ContextError, assemble_for_model
 
         lm = self._need_model("generate")
         try:
-            return assemble_context(text, len(text), lm.tokenizer, context_window=lm.context_length,
-                                    max_new_tokens=max_new_tokens)
+            return assemble_for_model(lm, text, len(text), max_new_tokens, memory=memory, authors_note=authors_note,
+                                      note_depth=note_depth)
         except ContextError as exc:
             raise UserFacingError(_capital(str(exc))) from exc
 

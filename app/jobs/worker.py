@@ -33,6 +33,7 @@ from app.jobs.backend import (
     TuneParams,
     UserFacingError,
 )
+from engine.context import DEFAULT_NOTE_DEPTH
 from engine.types import SamplingConfig
 
 # Every worker thread, held until it has finished: a QThread destroyed while running aborts the
@@ -379,10 +380,12 @@ class Worker(QObject):
     def import_style_file(self, file: Path, **callbacks: Any) -> int:
         return self.submit("import_file", lambda ctx: ctx.backend.import_style_file(Path(file)), **callbacks)
 
-    def assemble_context(self, text: str, max_new_tokens: int, **callbacks: Any) -> int:
-        """The prompt the model will see for `text`, cut by tokens at a paragraph, sentence or word start."""
-        return self.submit("context", lambda ctx: ctx.backend.assemble_context(text, max_new_tokens),
-                           **callbacks)
+    def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
+                         note_depth: int = DEFAULT_NOTE_DEPTH, **callbacks: Any) -> int:
+        """The prompt the model will see for `text`, cut by tokens at a paragraph, sentence or word start,
+        with Memory first and the Author's note `note_depth` paragraphs before the end."""
+        return self.submit("context", lambda ctx: ctx.backend.assemble_context(
+            text, max_new_tokens, memory, authors_note, note_depth), **callbacks)
 
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  **callbacks: Any) -> int:

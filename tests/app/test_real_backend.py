@@ -110,3 +110,13 @@ def test_generation_without_a_model_says_so(qtbot, tmp_path: Path) -> None:
         assert err.user and "Load a model" in err.message
     finally:
         w.shutdown()
+
+
+def test_the_context_job_puts_memory_first_and_refuses_one_too_long(qtbot, worker: Worker) -> None:
+    from tests.fake_engine import WordTokenizer
+
+    worker.backend.lm = SimpleNamespace(tokenizer=WordTokenizer(), context_length=60, name="tiny")
+    ctx, err = run(qtbot, worker.assemble_context, "One.\n\nTwo.\n\nThree", 10, "Memory here.", "[Note]", 1)
+    assert err is None and ctx.prompt == "Memory here.\n\nOne.\n\nTwo.\n\n[Note]\n\nThree"
+    _, err = run(qtbot, worker.assemble_context, "Text.", 10, "word " * 40, "", 1)
+    assert err.user and err.message.startswith("Memory is too long") and "over the 50-token budget" in err.message

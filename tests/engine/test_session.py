@@ -12,7 +12,7 @@ import pytest
 
 from engine import session as sessions
 from engine.session import DocumentSession, SessionWriteError, fingerprint, open_document, save
-from engine.types import TokenStep
+from engine.types import SamplingConfig, TokenStep
 
 WHEN = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
 
@@ -36,7 +36,8 @@ def filled(doc: Path) -> DocumentSession:
                         sampling={"temperature": 0.7, "top_p": 0.9, "seed": 5}, memory="Anna is a smuggler.",
                         authors_note="[Tone: bleak]", note_depth=2)
     s.add_generation([step(0), step(1, " rain")], seed=5, context_tokens=812, context_start_char=0,
-                     accepted_steps=[step(0)], when=WHEN)
+                     accepted_steps=[step(0)], when=WHEN,
+                     settings=sessions.generation_settings("holmes", 0.4, "dense", 0.07, SamplingConfig(seed=5)))
     s.add_generation([step(0, " sun")], seed=6, context_tokens=815, context_start_char=0, when=WHEN)
     return s
 
@@ -50,6 +51,7 @@ def test_a_session_round_trips_through_the_data_folder(doc, _user_home):
     assert loaded.generations[0].tints == [[" word", 0.0123, 0.1235, 0.6543, [[" a", 0.5], [" b", 0.2], [" c", 0.1]],
                                             [[" b", 0.6], [" a", 0.3]]]]
     assert loaded.generations[1].tints is None and not loaded.generations[1].accepted
+    assert loaded.generations[0].settings["sampling"]["seed"] == 5 and loaded.generations[0].settings["lam"] == 0.4
     assert not list(path.parent.glob("*.tmp"))
 
 
@@ -150,13 +152,34 @@ def test_a_read_only_folder_by_permissions(doc):
         folder.chmod(0o755)
 
 
-def test_tints_are_kept_for_the_last_fifty_accepted_runs_only(doc):
+def test_tints_beyond_the_last_fifty_accepted_runs_are_compacted_not_dropped(doc):
     s = DocumentSession(document=str(doc))
     for i in range(60):
         s.add_generation([step(0)], seed=i, context_tokens=10, context_start_char=0, accepted_steps=[step(0)])
     sessions.encode(s)
-    tinted = [g.seed for g in s.generations if g.tints]
-    assert tinted == list(range(10, 60)) and len(s.generations) == 60
+    full = [g.seed for g in s.generations if g.tints and len(g.tints[0]) == 6]
+    compact = [g.seed for g in s.generations if g.tints and len(g.tints[0]) == 2]
+    assert full == list(range(10, 60)) and compact == list(range(10)) and len(s.generations) == 60
+    assert s.generations[0].tints == [[" word", 0.0123]]
+
+
+def test_a_stored_tint_becomes_a_token_step_again():
+    full = sessions.step_from_tint(sessions.tint(step(0)), 3)
+    assert (full.text, full.js_bits, full.p_base, full.step) == (" word", 0.0123, 0.1235, 3)
+    assert full.top_base == [(-1, " a", 0.5), (-1, " b", 0.2), (-1, " c", 0.1)]
+    bare = sessions.step_from_tint([" word", 0.0123])
+    assert bare.js_bits == 0.0123 and bare.top_base == [] and bare.p_base != bare.p_base  # NaN: not kept
+
+
+def test_spans_round_trip_and_must_match_the_tints(doc):
+    s = filled(doc)
+    s.generations[0].spans = [[5, 10]]
+    save(s, doc.read_text("utf-8"))
+    assert sessions.load(doc)[0].generations[0].spans == [[5, 10]]
+    s.generations[0].spans = [[5, 10], [10, 12]]  # two spans for one tint
+    save(s)
+    loaded, notice = sessions.load(doc)
+    assert loaded is None and "set aside" in (notice or "")
 
 
 def many_runs(doc: Path) -> DocumentSession:
@@ -181,7 +204,7 @@ def test_the_file_size_is_bounded_dropping_tints_then_rejected_runs(doc):
     assert len(sessions.encode(DocumentSession.from_json(s.to_json()))) > 10 * limit
     data = sessions.encode(s, limit=limit)
     assert len(data) <= limit
-    assert not any(g.tints for g in s.generations)  # tints went first
+    assert not any(g.tints for g in s.generations)  # tints went first (compacted, then dropped)
     assert [g.seed for g in s.generations] == list(range(1, 40, 2))  # then every rejected run, no accepted one
     assert json.loads(data)["generations"][-1]["seed"] == 39
 
@@ -212,8 +235,6 @@ def test_a_data_folder_that_cannot_be_made_gives_notices_and_one_error_not_trace
 
 
 def test_sampling_settings_round_trip_and_ignore_unknown_keys(doc):
-    from engine.types import SamplingConfig
-
     s = DocumentSession(document=str(doc))
     s.set_sampling(SamplingConfig(temperature=0.6, top_k=20, seed=9))
     save(s)
