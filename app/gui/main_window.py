@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.gui import resources, theme
 from app.gui.compare_view import CompareView
 from app.gui.controls import SteeringControls
+from app.gui.counts import CountKeeper
 from app.gui.document import DocumentController
 from app.gui.editor import Editor, TokenRef, end_sealed_block
 from app.gui.find_bar import FindBar
@@ -46,7 +46,6 @@ from app.jobs.worker import JobError, Worker
 from engine.types import SamplingConfig
 
 MAX_RECENT = 8
-WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
 
 SHORTCUTS = (
     ("Ctrl+Enter", "Generate a continuation at the cursor"),
@@ -135,11 +134,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.editor, 1)
         column.addWidget(self.find_bar)
         self.setCentralWidget(central)
-        self.count_timer = QTimer(self)  # counting a long document on every key would lag typing
-        self.count_timer.setSingleShot(True)
-        self.count_timer.setInterval(300)
-        self.count_timer.timeout.connect(self._update_counts)
-        self.editor.document().contentsChanged.connect(self.count_timer.start)
+        self.counts = CountKeeper(self.editor, self.worker, self)  # debounced, off the GUI thread
         self.editor.generateRequested.connect(self.generate)
         self.editor.regenerateRequested.connect(self.regenerate)
         self.editor.stopRequested.connect(self.stop_generation)
@@ -234,11 +229,18 @@ class MainWindow(QMainWindow):
         self.context_label.setAccessibleName("Context size")
         self.count_label = QLabel("")
         self.count_label.setAccessibleName("Word and character count")
+        self.counts.wordsChanged.connect(self.count_label.setText)
+        self.token_label = QLabel("")
+        self.token_label.setAccessibleName("Token count")
+        self.token_label.setToolTip("Tokens of your text with the model's tokenizer (≈: approximate for this "
+                                    "tokenizer); a suggestion is not counted")
+        self.counts.tokensChanged.connect(self.token_label.setText)
         self.model_label = QLabel("No model")
         self.model_label.setAccessibleName("Model, device, dtype and memory")
         self.style_label = QLabel("")
         self.style_label.setAccessibleName("Active style")
         bar.addPermanentWidget(self.count_label)
+        bar.addPermanentWidget(self.token_label)
         bar.addPermanentWidget(self.context_label)
         bar.addPermanentWidget(self.gen_label)
         bar.addPermanentWidget(self.style_label)
@@ -778,10 +780,8 @@ class MainWindow(QMainWindow):
                           "writing style with n-gram priors injected into the logits (paper, dense and budget modes).")
 
     def _update_counts(self) -> None:
-        """Words and characters of the writer's text; a pending suggestion does not count."""
-        text = self.editor.text()
-        words = len(WORD_RE.findall(text))
-        self.count_label.setText(f"{words:,} words · {len(text):,} characters")
+        """Count words, characters and tokens of the writer's text now (a pending suggestion does not count)."""
+        self.counts.refresh()
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.doc.title()}[*] — StyleSteer")
@@ -809,6 +809,7 @@ class MainWindow(QMainWindow):
         except Exception:  # noqa: BLE001
             traceback.print_exc()
         self.compare_dialog.close()
+        self.counts.close()
         self.worker.shutdown()
         self.doc.close()  # a clean exit: this window's draft is not needed any more
         event.accept()

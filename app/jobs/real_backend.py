@@ -35,6 +35,7 @@ class RealBackend:
         self._info: ModelInfo | None = None
         self._priors: dict[tuple[str, str, str], Any] = {}  # (style, fingerprint, updated_at) -> prior
         self._processor: Any = None
+        self._counter: Any = None  # engine.token_count.DocumentTokenCounter for the loaded tokenizer
 
     # --- life cycle -------------------------------------------------------------------
     def open(self) -> str | None:
@@ -282,6 +283,19 @@ class RealBackend:
                                     max_new_tokens=max_new_tokens)
         except ContextError as exc:
             raise UserFacingError(_capital(str(exc))) from exc
+
+    def count_tokens(self, text: str, cancel: threading.Event) -> Any:
+        """The document's engine.token_count.TokenCount with the loaded tokenizer; None before a model is loaded."""
+        from engine.token_count import DocumentTokenCounter
+
+        if self.lm is None:
+            return None
+        if self._counter is None or self._counter.tokenizer is not self.lm.tokenizer:
+            self._counter = DocumentTokenCounter(self.lm.tokenizer)
+        result = self._counter.count(text, cancel)
+        if result is None:
+            raise Cancelled()
+        return result
 
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> Any:

@@ -1,0 +1,95 @@
+"""The status bar's counts: words, characters and tokens of the writer's text, never of a suggestion, counted
+off the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+
+from app.gui import counts
+from app.gui.main_window import MainWindow
+from engine.types import TokenStep
+
+
+def _ghost(text: str) -> list[TokenStep]:
+    return [TokenStep("steered", 0, 1, text, 0.1, 0.2, 0.01, 0.3)]
+
+
+def test_the_token_count_follows_typing_and_leaves_out_the_suggestion(qtbot, window, fake_backend) -> None:
+    window.editor.setFocus()
+    qtbot.keyClicks(window.editor, "Two words")
+    # The fake tokenizer makes a token of each word and each space run; its cuts make the sum approximate.
+    qtbot.waitUntil(lambda: window.token_label.text() == "≈3 tokens", timeout=5000)
+    assert window.token_label.isVisible()
+    window.editor.begin_ghost()
+    window.editor.append_ghost(_ghost(" and many more"))
+    asked = fake_backend.options.calls.count("count_tokens")
+    window._update_counts()
+    qtbot.wait(100)
+    assert fake_backend.options.calls.count("count_tokens") == asked  # the suggestion is not counted
+    assert window.token_label.text() == "≈3 tokens"
+    window.editor.discard_ghost()
+    qtbot.keyClicks(window.editor, " here")
+    qtbot.waitUntil(lambda: window.token_label.text() == "≈5 tokens", timeout=5000)
+    window.editor.begin_ghost()
+    window.editor.append_ghost(_ghost(" more"))
+    window.editor.accept_ghost()  # an accepted suggestion is the writer's text
+    qtbot.waitUntil(lambda: window.token_label.text() == "≈7 tokens", timeout=5000)
+
+
+def test_tokens_are_counted_on_the_worker_and_words_on_the_pool(qtbot, window, fake_backend, monkeypatch) -> None:
+    threads: list[int] = []
+    count = counts.WordCounter.count
+
+    def spy(self, text, cancel=None):
+        threads.append(threading.get_ident())
+        return count(self, text, cancel)
+
+    monkeypatch.setattr(counts.WordCounter, "count", spy)
+    window.editor.load_text("one two three")
+    qtbot.waitUntil(lambda: window.count_label.text() == "3 words · 13 characters", timeout=5000)
+    qtbot.waitUntil(lambda: window.token_label.text() == "≈5 tokens", timeout=5000)
+    assert threads and threading.get_ident() not in threads
+    assert threading.get_ident() not in fake_backend.thread_ids
+
+
+def test_with_no_model_there_is_no_token_count(qtbot, fake_backend) -> None:
+    win = MainWindow(fake_backend, interactive=False, autoload=False)
+    qtbot.addWidget(win)
+    try:
+        win.editor.load_text("some words here")
+        qtbot.waitUntil(lambda: win.count_label.text() == "3 words · 15 characters", timeout=5000)
+        qtbot.wait(100)
+        assert win.token_label.text() == ""
+        assert "count_tokens" not in fake_backend.options.calls
+        win.load_model(win.model_choice())  # once a model is there, the text is counted
+        qtbot.waitUntil(lambda: win.token_label.text() == "≈5 tokens", timeout=5000)
+    finally:
+        win.close()
+
+
+def test_a_megabyte_document_is_counted_asynchronously(qtbot, window) -> None:
+    text = ("It was a dark and stormy night; the rain fell in torrents.\n" * 18_000)[:1_000_000]
+    window.editor.load_text(text)
+    window._update_counts()
+    # Nothing is counted while the GUI thread is busy: the counts arrive later, as events.
+    assert window.count_label.text() == "" and window.token_label.text() == ""
+    words = len(counts.WORD_RE.findall(text))
+    qtbot.waitUntil(lambda: window.count_label.text() == counts.words_text(words, len(text)), timeout=30_000)
+    qtbot.waitUntil(lambda: window.token_label.text().endswith(" tokens"), timeout=30_000)
+    first = window.token_label.text()
+    cursor = window.editor.textCursor()
+    cursor.setPosition(10)
+    window.editor.setTextCursor(cursor)
+    qtbot.keyClicks(window.editor, " new")
+    qtbot.waitUntil(lambda: window.token_label.text() not in ("", first), timeout=30_000)
+    n = int(window.token_label.text().strip("≈").split()[0].replace(",", ""))
+    assert n == int(first.strip("≈").split()[0].replace(",", "")) + 2
+
+
+def test_word_counts_are_cached_by_line_and_stop_when_cancelled() -> None:
+    counter = counts.WordCounter()
+    text = "one two\nthree\n\nfour-five six’s\n" + "x " * 70_000
+    assert counter.count(text) == (5 + 70_000, len(text))
+    cancel = threading.Event()
+    cancel.set()
+    assert counter.count("a\n" * 10_000, cancel) is None
