@@ -169,9 +169,12 @@ class CountKeeper(QObject):
             return
         if text == self._tokens_done:
             return
+        try:
+            self._token_job = self._worker.count_tokens(
+                text, on_done=self._tokens_counted, on_error=self._tokens_failed, on_cancelled=self._tokens_cancelled)
+        except RuntimeError:  # the worker has been shut down: a window on its way out counts nothing more
+            return
         self._tokens_done = text
-        self._token_job = self._worker.count_tokens(
-            text, on_done=self._tokens_counted, on_error=self._tokens_failed, on_cancelled=self._tokens_cancelled)
 
     def _tokens_counted(self, count: Any) -> None:
         self._token_job = None

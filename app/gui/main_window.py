@@ -39,6 +39,7 @@ from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
 from app.gui.settings import Settings
+from app.gui.spelling import Spelling
 from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
 from app.jobs.backend import Backend, ModelInfo, SteerParams, SweepParams, TuneParams
@@ -270,6 +271,7 @@ class MainWindow(QMainWindow):
         t = mb.addMenu("&Tools")
         self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
                      tip="Decode the paper's prompts at every λ for the active style; results and figures")
+        self._build_spelling(t)
         m = mb.addMenu("&Model")
         self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
         self.cancel_load_action = self._action(m, "Cancel &Loading", self.cancel_load)
@@ -337,6 +339,31 @@ class MainWindow(QMainWindow):
             group.addAction(act)
             tm.addAction(act)
             self.theme_actions[key] = act
+
+    def _build_spelling(self, tools: QMenu) -> None:
+        """Tools ▸ Check Spelling, remembered; where it cannot work, the window says so once."""
+        self.spelling = Spelling(self.editor, self)
+        self.spelling.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.spelling.unavailable.connect(self._spelling_unavailable)
+        tools.addSeparator()
+        self.spell_action = QAction("Check S&pelling", self, checkable=True)
+        self.spell_action.setStatusTip("Underline misspelled words; right-click one for suggestions")
+        self.spell_action.setChecked(self.settings.spell_check())
+        self.spell_action.toggled.connect(self._toggle_spelling)
+        tools.addAction(self.spell_action)
+        self.spelling.set_enabled(self.settings.spell_check())
+
+    def _toggle_spelling(self, on: bool) -> None:
+        self.settings.set_spell_check(on)
+        self.spelling.set_enabled(on)
+
+    def _spelling_unavailable(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+        self.spell_action.blockSignals(True)  # the setting stays: it works again once the library is there
+        self.spell_action.setChecked(False)
+        self.spell_action.blockSignals(False)
+        self.spell_action.setEnabled(False)
+        self.spell_action.setStatusTip(message)
 
     # --- errors ------------------------------------------------------------------------------
     def show_error(self, message: str, details: str = "", title: str = "StyleSteer") -> None:
@@ -810,6 +837,7 @@ class MainWindow(QMainWindow):
             traceback.print_exc()
         self.compare_dialog.close()
         self.counts.close()
+        self.spelling.close()
         self.worker.shutdown()
         self.doc.close()  # a clean exit: this window's draft is not needed any more
         event.accept()
