@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from PySide6.QtCore import Qt
+
 from app.gui import counts
 from app.gui.main_window import MainWindow
 from engine.types import TokenStep
@@ -89,7 +91,60 @@ def test_a_megabyte_document_is_counted_asynchronously(qtbot, window) -> None:
 def test_word_counts_are_cached_by_line_and_stop_when_cancelled() -> None:
     counter = counts.WordCounter()
     text = "one two\nthree\n\nfour-five six’s\n" + "x " * 70_000
-    assert counter.count(text) == (5 + 70_000, len(text))
+    assert counter.count(text.split("\n")) == 5 + 70_000
     cancel = threading.Event()
     cancel.set()
-    assert counter.count("a\n" * 10_000, cancel) is None
+    assert counter.count(["a"] * 10_000, cancel) is None
+
+
+def test_the_block_mirror_follows_every_kind_of_edit(qtbot) -> None:
+    from PySide6.QtGui import QTextCursor
+
+    from app.gui.editor import Editor
+
+    editor = Editor()
+    qtbot.addWidget(editor)
+    mirror = counts.BlockMirror(editor.document())
+
+    def same() -> bool:
+        return mirror.text() == editor.full_text()
+
+    editor.load_text("first line\nsecond line\n\nfourth\u2028same block")
+    assert same()
+    cur = editor.textCursor()
+    cur.setPosition(3)
+    editor.setTextCursor(cur)
+    qtbot.keyClicks(editor, "xy")
+    assert same()
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    assert same()
+    qtbot.keyClick(editor, Qt.Key.Key_Backspace)
+    qtbot.keyClick(editor, Qt.Key.Key_Backspace)
+    assert same()
+    cur.setPosition(5)
+    cur.setPosition(30, QTextCursor.MoveMode.KeepAnchor)
+    cur.insertText("replaced\nby\nthree lines")
+    assert same()
+    editor.begin_ghost()
+    editor.append_ghost(_ghost(" ghost\ntext"))
+    assert same()
+    editor.accept_ghost()
+    assert same()
+    cur = QTextCursor(editor.document())
+    cur.beginEditBlock()  # several changes in one edit block come as one report
+    cur.setPosition(0)
+    cur.insertText("a\nb")
+    cur.movePosition(QTextCursor.MoveOperation.End)
+    cur.insertText("\nend")
+    cur.setPosition(2)
+    cur.deleteChar()
+    cur.endEditBlock()
+    assert same()
+    for _ in range(6):
+        editor.undo()
+        assert same()
+    editor.selectAll()
+    qtbot.keyClick(editor, Qt.Key.Key_Delete)
+    assert same() and mirror.lines == [""]
+    assert mirror.rebuilds == 0  # every change was followed block by block, never read whole again
