@@ -26,9 +26,10 @@ def test_the_token_count_follows_typing_and_leaves_out_the_suggestion(qtbot, win
     window.editor.append_ghost(_ghost(" and many more"))
     asked = fake_backend.options.calls.count("count_tokens")
     window._update_counts()
-    qtbot.wait(100)
+    qtbot.wait(200)
     assert fake_backend.options.calls.count("count_tokens") == asked  # the suggestion is not counted
     assert window.token_label.text() == "≈3 tokens"
+    assert window.count_label.text() == "2 words · 9 characters"
     window.editor.discard_ghost()
     qtbot.keyClicks(window.editor, " here")
     qtbot.waitUntil(lambda: window.token_label.text() == "≈5 tokens", timeout=5000)
@@ -148,3 +149,9 @@ def test_the_block_mirror_follows_every_kind_of_edit(qtbot) -> None:
     qtbot.keyClick(editor, Qt.Key.Key_Delete)
     assert same() and mirror.lines == [""]
     assert mirror.rebuilds == 0  # every change was followed block by block, never read whole again
+
+
+def test_the_real_backend_counts_nothing_before_a_model_is_loaded() -> None:
+    from app.jobs.real_backend import RealBackend
+
+    assert RealBackend().count_tokens("some text", threading.Event()) is None

@@ -202,3 +202,41 @@ def test_without_the_library_the_window_says_so_once_and_goes_on(qtbot, fake_bac
     assert underlined(win.editor) == []
     assert win.settings.spell_check()  # the choice stays for when the library is back
     win.close()
+
+
+def test_a_dictionary_that_fails_to_load_is_said_once(qtbot, monkeypatch) -> None:
+    import spellchecker
+
+    def broken(*_args, **_kwargs):
+        raise FileNotFoundError("resources/en.json.gz")
+
+    monkeypatch.setattr(spelling, "_dictionary", None)
+    monkeypatch.setattr(spellchecker, "SpellChecker", broken)
+    editor = Editor()
+    qtbot.addWidget(editor)
+    speller = Spelling(editor)
+    with qtbot.waitSignal(speller.unavailable, timeout=5000) as said:
+        speller.set_enabled(True)
+    assert said.args[0].startswith("Spell checking is off: its English dictionary could not be loaded")
+    with qtbot.assertNotEmitted(speller.unavailable, wait=100):
+        speller.set_enabled(False)
+        speller.set_enabled(True)
+    assert not speller.active()
+    speller.close()
+
+
+def test_an_unreadable_word_list_is_said_and_never_overwritten(qtbot) -> None:
+    path = spelling.personal_path()
+    path.write_bytes(b"\xff\xfe\x00bad")  # not UTF-8
+    editor = Editor()
+    qtbot.addWidget(editor)
+    speller = Spelling(editor)
+    messages: list[str] = []
+    speller.message.connect(messages.append)
+    with qtbot.waitSignal(speller.ready, timeout=10_000):
+        speller.set_enabled(True)
+    assert messages and "could not be read" in messages[0]
+    speller.add_word("Quorvane")
+    assert speller.speller.known("Quorvane")  # for this session
+    assert path.read_bytes() == b"\xff\xfe\x00bad"
+    speller.close()
