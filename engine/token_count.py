@@ -5,7 +5,8 @@ non-space character (and, in a line longer than LONG_LINE characters, before a s
 byte-level BPE tokenizer with GPT-2's pre-tokenizer (the demo model's) every such cut is a pre-token boundary, so the
 sum of the chunks' counts is the document's count exactly. Each chunk's count is cached by its text: after typing in
 a 10 MB document one chunk is tokenized again, not 2.5 million tokens. A tokenizer for which a probe shows that the
-cuts change the count (SentencePiece adds a space marker at every chunk start) has its sum reported as approximate.
+cuts change the count (a SentencePiece-style one may add a space marker at each chunk's start, a Llama-3-style
+pre-tokenizer keeps punctuation and the newlines after it together) has its sum reported as approximate.
 
 Counts leave out special tokens (BOS): they are the document's own tokens. Only one thread may use a counter at a
 time. Tokenizing goes in batches (the tokenizers library releases the GIL while it encodes a batch), and a cancel

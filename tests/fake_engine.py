@@ -48,7 +48,6 @@ class FakeOptions:
     context_window: int = 2048  # the fake tokenizer has one token per word (and per space run)
     library_notice: str | None = None  # what opening the library has to say (set aside, read-only)
     fail_generate: bool = False
-    count_delay_s: float = 0.0  # how long counting a document's tokens takes on top of the counting
     calls: list[str] = field(default_factory=list)
 
 
@@ -343,7 +342,6 @@ class FakeBackend:
             return None
         if self._counter is None:
             self._counter = DocumentTokenCounter(WordTokenizer())
-        time.sleep(self.options.count_delay_s)
         result = self._counter.count(text, cancel)
         if result is None:
             raise Cancelled()

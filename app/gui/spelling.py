@@ -73,12 +73,12 @@ def personal_path() -> Path:
 class PersonalWords:
     """The writer's own words, one per line in the data folder, kept in the order added."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self.words: list[str] = []
         self.problem: str | None = None
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8") if path is not None else ""
         except FileNotFoundError:
             text = ""
         except (OSError, UnicodeDecodeError) as exc:
@@ -96,7 +96,7 @@ class PersonalWords:
             return
         self.words.append(word)
         self._lower.add(_key(word))
-        if self.problem is not None:
+        if self.problem is not None or self.path is None:
             return  # never overwrite a list that could not be read
         with contextlib.suppress(FileNotFoundError):  # another window may have added words since
             on_disk = [w.strip() for w in self.path.read_text(encoding="utf-8").splitlines() if w.strip()]
@@ -246,7 +246,14 @@ class Spelling(QObject):
 
     def _loaded(self, dictionary: Any) -> None:
         self._loading = False
-        personal = PersonalWords(personal_path())
+        try:
+            path: Path | None = personal_path()
+        except OSError as exc:  # no data folder: words added are kept for this session
+            path = None
+            problem = f"Your word list cannot be kept ({exc.strerror or exc}); words you add last this session."
+        personal = PersonalWords(path)
+        if path is None:
+            personal.problem = problem
         self.speller = Speller(dictionary, personal)
         if personal.problem:
             self.message.emit(personal.problem)
