@@ -151,7 +151,23 @@ def test_the_block_mirror_follows_every_kind_of_edit(qtbot) -> None:
     assert mirror.rebuilds == 0  # every change was followed block by block, never read whole again
 
 
-def test_the_real_backend_counts_nothing_before_a_model_is_loaded() -> None:
-    from app.jobs.real_backend import RealBackend
+def test_the_real_backend_counts_with_the_loaded_tokenizer_and_nothing_before() -> None:
+    from types import SimpleNamespace
 
-    assert RealBackend().count_tokens("some text", threading.Event()) is None
+    import pytest
+
+    from app.jobs.backend import Cancelled
+    from app.jobs.real_backend import RealBackend
+    from tests.fake_engine import WordTokenizer
+
+    backend = RealBackend()
+    assert backend.count_tokens("some text", threading.Event()) is None
+    backend.lm = SimpleNamespace(tokenizer=WordTokenizer())
+    assert backend.count_tokens("some text", threading.Event()).tokens == 3
+    backend.lm = SimpleNamespace(tokenizer=WordTokenizer())  # another model: counted with its tokenizer
+    assert backend.count_tokens("some more text", threading.Event()).tokens == 5
+    assert backend._counter.tokenizer is backend.lm.tokenizer
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        backend.count_tokens("word " * 20_000, stop)
