@@ -206,6 +206,7 @@ class Spelling(QObject):
         self._enabled = False
         self._loading = False
         self._failed: str | None = None
+        self._closed = False
         self.speller: Speller | None = None
         self._generation = 0  # block states below this are stale
         self._first, self._last = 0, 2 * MARGIN_BLOCKS
@@ -246,14 +247,14 @@ class Spelling(QObject):
 
     def _loaded(self, dictionary: Any) -> None:
         self._loading = False
+        if self._closed:
+            return
         try:
-            path: Path | None = personal_path()
+            personal = PersonalWords(personal_path())
         except OSError as exc:  # no data folder: words added are kept for this session
-            path = None
-            problem = f"Your word list cannot be kept ({exc.strerror or exc}); words you add last this session."
-        personal = PersonalWords(path)
-        if path is None:
-            personal.problem = problem
+            personal = PersonalWords(None)
+            personal.problem = (f"Your word list cannot be kept ({exc.strerror or exc}); "
+                                "words you add last this session.")
         self.speller = Speller(dictionary, personal)
         if personal.problem:
             self.message.emit(personal.problem)
@@ -262,12 +263,17 @@ class Spelling(QObject):
 
     def _load_failed(self, exc: BaseException) -> None:
         self._loading = False
+        if self._closed:
+            return
         self._failed = str(exc) if isinstance(exc, SpellingUnavailable) else (
             f"Spell checking is off: {type(exc).__name__}: {exc}")
         self.unavailable.emit(self._failed)
 
     def close(self) -> None:
+        """Stop checking (the window is closing); a dictionary still loading is waited for, then dropped."""
+        self._closed = True
         self._check_timer.stop()
+        self._editor.set_spell_hook(None, None)
         self._pool.waitForDone(5000)
 
     # --- underlines ------------------------------------------------------------------------
@@ -289,6 +295,8 @@ class Spelling(QObject):
 
     def check_visible(self) -> None:
         """Format again the blocks on screen that were formatted off screen or before the last change."""
+        if self._closed:
+            return
         first, last = self._visible_blocks()
         self._first, self._last = first - MARGIN_BLOCKS, last + MARGIN_BLOCKS
         highlighter = self._editor.highlighter()

@@ -240,3 +240,20 @@ def test_an_unreadable_word_list_is_said_and_never_overwritten(qtbot) -> None:
     assert speller.speller.known("Quorvane")  # for this session
     assert path.read_bytes() == b"\xff\xfe\x00bad"
     speller.close()
+
+
+def test_without_a_data_folder_added_words_last_the_session(qtbot, tmp_path, monkeypatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("STYLESTEER_HOME", str(blocker / "home"))  # cannot be created: ENOTDIR
+    editor = Editor()
+    qtbot.addWidget(editor)
+    speller = Spelling(editor)
+    messages: list[str] = []
+    speller.message.connect(messages.append)
+    with qtbot.waitSignal(speller.ready, timeout=10_000):
+        speller.set_enabled(True)
+    assert messages and "cannot be kept" in messages[0]
+    speller.add_word("Quorvane")
+    assert speller.speller.known("Quorvane")
+    speller.close()
