@@ -153,6 +153,7 @@ class FakeBackend:
         self._blends: dict[str, tuple[tuple[str, float], ...]] = {}  # saved blends: name -> parts
         self._docs: dict[str, list[tuple[str, str, int]]] = {}
         self.thread_ids: set[int] = set()  # which threads touched the backend (must be the worker's)
+        self._counter: Any = None
 
     def _touch(self, what: str) -> None:
         self.thread_ids.add(threading.get_ident())
@@ -335,6 +336,20 @@ class FakeBackend:
         except ContextError as exc:
             raise UserFacingError(str(exc)) from exc
 
+    def count_tokens(self, text: str, cancel: threading.Event) -> Any:
+        """The real chunked counter over the word tokenizer; None before a model is loaded, like the real one."""
+        from engine.token_count import DocumentTokenCounter
+
+        self._touch("count_tokens")
+        if self._model is None:
+            return None
+        if self._counter is None:
+            self._counter = DocumentTokenCounter(WordTokenizer())
+        result = self._counter.count(text, cancel)
+        if result is None:
+            raise Cancelled()
+        return result
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> FakeGeneration:
         self._start("generate", steer)
@@ -387,10 +402,12 @@ class FakeBackend:
 class WordTokenizer:
     """HF-shaped: one token per run of word characters or of anything else, with offsets."""
 
-    def __call__(self, text: str, *, add_special_tokens: bool = True, return_offsets_mapping: bool = False,
-                 verbose: bool = False) -> dict[str, list]:
+    def __call__(self, text: str | list[str], *, add_special_tokens: bool = True,
+                 return_offsets_mapping: bool = False, verbose: bool = False) -> dict[str, list]:
         import re
 
+        if isinstance(text, list):  # a batch, as HF tokenizers take one
+            return {"input_ids": [self(t, add_special_tokens=add_special_tokens)["input_ids"] for t in text]}
         spans = [m.span() for m in re.finditer(r"\w+|\W+", text)]
         out: dict[str, list] = {"input_ids": ([1] if add_special_tokens else []) + [7] * len(spans)}
         if return_offsets_mapping:

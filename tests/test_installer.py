@@ -66,6 +66,20 @@ def test_every_package_the_spec_collects_imports_and_has_its_files():
         importlib.import_module(package)
 
 
+def test_the_spell_checker_and_its_english_dictionary_are_bundled():
+    tree = _spec_tree()
+    assert "spellchecker" in _called_with(tree, "collect_data_files")
+    assert "spellchecker" in _constant(tree, "HIDDEN_IMPORTS")
+    includes = [kw.value for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "collect_data_files" and node.args and getattr(node.args[0], "value", None)
+                == "spellchecker" for kw in node.keywords if kw.arg == "includes"]
+    assert includes, "only the English word list is collected"
+    for pattern in ast.literal_eval(includes[0]):
+        spec = importlib.util.find_spec("spellchecker")
+        assert spec is not None and spec.submodule_search_locations
+        assert list(Path(next(iter(spec.submodule_search_locations))).glob(pattern)), pattern
+
+
 def test_every_hidden_import_imports():
     for module in _constant(_spec_tree(), "HIDDEN_IMPORTS"):
         importlib.import_module(module)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from PySide6.QtCore import QMimeData, Qt, Signal
+from PySide6.QtCore import QMimeData, QPoint, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QContextMenuEvent,
@@ -22,7 +23,7 @@ from PySide6.QtGui import (
     QTextDocument,
     QTextFormat,
 )
-from PySide6.QtWidgets import QPlainTextEdit, QTextEdit, QWidget
+from PySide6.QtWidgets import QMenu, QPlainTextEdit, QTextEdit, QWidget
 
 from app.gui import palette
 from engine.types import TokenStep
@@ -105,18 +106,19 @@ class _TintHighlighter(QSyntaxHighlighter):
         super().__init__(editor.document())
         self._editor = editor
 
-    def highlightBlock(self, _text: str) -> None:
+    def highlightBlock(self, text: str) -> None:
         ed = self._editor
-        if not ed._show_tints:
-            return
-        block = self.currentBlock()
-        b0 = block.position()
-        b1 = b0 + block.length()
-        for start, end, step, ghost in ed._spans(b0, b1):
-            fmt = ed._tint_format(step.js_bits, ghost)
-            if fmt is not None:
-                a = max(start, b0)
-                self.setFormat(a - b0, min(end, b1) - a, fmt)
+        if ed._show_tints:
+            block = self.currentBlock()
+            b0 = block.position()
+            b1 = b0 + block.length()
+            for start, end, step, ghost in ed._spans(b0, b1):
+                fmt = ed._tint_format(step.js_bits, ghost)
+                if fmt is not None:
+                    a = max(start, b0)
+                    self.setFormat(a - b0, min(end, b1) - a, fmt)
+        if ed._spell_hook is not None:
+            ed._spell_hook(self, text)  # spelling underlines on top of the tints (app.gui.spelling)
 
 
 class Editor(QPlainTextEdit):
@@ -158,6 +160,8 @@ class Editor(QPlainTextEdit):
         # Connected before the highlighter's own handler, so spans move before it repaints.
         self.document().contentsChange.connect(self._on_contents_change)
         self._fmt_cache: dict[tuple[float, bool, bool], QTextCharFormat | None] = {}
+        self._spell_hook: Callable[[QSyntaxHighlighter, str], None] | None = None
+        self._menu_hook: Callable[[QMenu, int], None] | None = None
         self._highlighter = _TintHighlighter(self)
 
     # --- appearance --------------------------------------------------------------
@@ -224,6 +228,16 @@ class Editor(QPlainTextEdit):
 
     def show_tints(self) -> bool:
         return self._show_tints
+
+    def highlighter(self) -> QSyntaxHighlighter:
+        return self._highlighter
+
+    def set_spell_hook(self, underline: Callable[[QSyntaxHighlighter, str], None] | None,
+                       menu: Callable[[QMenu, int], None] | None) -> None:
+        """`underline(highlighter, block_text)` formats each block after its tints; `menu(menu, position)` adds
+        entries to the context menu for a document position."""
+        self._spell_hook = underline
+        self._menu_hook = menu
 
     def _ghost_format(self) -> QTextCharFormat:
         fmt = QTextCharFormat()
@@ -622,7 +636,16 @@ class Editor(QPlainTextEdit):
     def contextMenuEvent(self, event: QContextMenuEvent) -> None:
         # The menu's Cut, Paste and Delete edit the document without a key press.
         self.dismiss_ghost()
-        super().contextMenuEvent(event)
+        menu = self.context_menu(event.pos())
+        menu.exec(event.globalPos())
+        menu.deleteLater()
+
+    def context_menu(self, pos: QPoint) -> QMenu:
+        """The standard menu for a viewport point, with the spelling entries for the word there first."""
+        menu = self.createStandardContextMenu(pos)
+        if self._menu_hook is not None:
+            self._menu_hook(menu, self.cursorForPosition(pos).position())
+        return menu
 
     def inputMethodEvent(self, event: QInputMethodEvent) -> None:
         if event.commitString() or event.preeditString():

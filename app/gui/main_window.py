@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.gui import resources, theme
 from app.gui.compare_view import CompareView
 from app.gui.controls import SteeringControls
+from app.gui.counts import CountKeeper
 from app.gui.document import DocumentController
 from app.gui.editor import Editor, TokenRef, end_sealed_block
 from app.gui.find_bar import FindBar
@@ -42,6 +42,7 @@ from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
 from app.gui.session_panel import SessionPanel, shade_spans
 from app.gui.sessions import SessionKeeper
 from app.gui.settings import Settings
+from app.gui.spelling import Spelling
 from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
 from app.jobs.backend import Backend, ModelInfo, SteerParams, SweepParams, TuneParams
@@ -49,7 +50,6 @@ from app.jobs.worker import JobError, Worker
 from engine.types import SamplingConfig
 
 MAX_RECENT = 8
-WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*")
 
 SHORTCUTS = (
     ("Ctrl+Enter", "Generate a continuation at the cursor"),
@@ -139,11 +139,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.editor, 1)
         column.addWidget(self.find_bar)
         self.setCentralWidget(central)
-        self.count_timer = QTimer(self)  # counting a long document on every key would lag typing
-        self.count_timer.setSingleShot(True)
-        self.count_timer.setInterval(300)
-        self.count_timer.timeout.connect(self._update_counts)
-        self.editor.document().contentsChanged.connect(self.count_timer.start)
+        self.counts = CountKeeper(self.editor, self.worker, self)  # debounced, off the GUI thread
         self.editor.generateRequested.connect(self.generate)
         self.editor.regenerateRequested.connect(self.regenerate)
         self.editor.stopRequested.connect(self.stop_generation)
@@ -248,11 +244,18 @@ class MainWindow(QMainWindow):
         self.context_label.setAccessibleName("Context size")
         self.count_label = QLabel("")
         self.count_label.setAccessibleName("Word and character count")
+        self.counts.wordsChanged.connect(self.count_label.setText)
+        self.token_label = QLabel("")
+        self.token_label.setAccessibleName("Token count")
+        self.token_label.setToolTip("Tokens of your text with the model's tokenizer (≈: approximate for this "
+                                    "tokenizer); a suggestion is not counted")
+        self.counts.tokensChanged.connect(self.token_label.setText)
         self.model_label = QLabel("No model")
         self.model_label.setAccessibleName("Model, device, dtype and memory")
         self.style_label = QLabel("")
         self.style_label.setAccessibleName("Active style")
         bar.addPermanentWidget(self.count_label)
+        bar.addPermanentWidget(self.token_label)
         bar.addPermanentWidget(self.context_label)
         bar.addPermanentWidget(self.history.label)
         bar.addPermanentWidget(self.gen_label)
@@ -283,6 +286,7 @@ class MainWindow(QMainWindow):
         t = mb.addMenu("&Tools")
         self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
                      tip="Decode the paper's prompts at every λ for the active style; results and figures")
+        self._build_spelling(t)
         m = mb.addMenu("&Model")
         self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
         self.cancel_load_action = self._action(m, "Cancel &Loading", self.cancel_load)
@@ -352,6 +356,31 @@ class MainWindow(QMainWindow):
             group.addAction(act)
             tm.addAction(act)
             self.theme_actions[key] = act
+
+    def _build_spelling(self, tools: QMenu) -> None:
+        """Tools ▸ Check Spelling, remembered; where it cannot work, the window says so once."""
+        self.spelling = Spelling(self.editor, self)
+        self.spelling.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.spelling.unavailable.connect(self._spelling_unavailable)
+        tools.addSeparator()
+        self.spell_action = QAction("Check S&pelling", self, checkable=True)
+        self.spell_action.setStatusTip("Underline misspelled words; right-click one for suggestions")
+        self.spell_action.setChecked(self.settings.spell_check())
+        self.spell_action.toggled.connect(self._toggle_spelling)
+        tools.addAction(self.spell_action)
+        self.spelling.set_enabled(self.settings.spell_check())
+
+    def _toggle_spelling(self, on: bool) -> None:
+        self.settings.set_spell_check(on)
+        self.spelling.set_enabled(on)
+
+    def _spelling_unavailable(self, message: str) -> None:
+        self.statusBar().showMessage(message, 15000)
+        self.spell_action.blockSignals(True)  # the setting stays: it works again once the library is there
+        self.spell_action.setChecked(False)
+        self.spell_action.blockSignals(False)
+        self.spell_action.setEnabled(False)
+        self.spell_action.setStatusTip(message)
 
     # --- errors ------------------------------------------------------------------------------
     def show_error(self, message: str, details: str = "", title: str = "StyleSteer") -> None:
@@ -819,10 +848,8 @@ class MainWindow(QMainWindow):
                           "writing style with n-gram priors injected into the logits (paper, dense and budget modes).")
 
     def _update_counts(self) -> None:
-        """Words and characters of the writer's text; a pending suggestion does not count."""
-        text = self.editor.text()
-        words = len(WORD_RE.findall(text))
-        self.count_label.setText(f"{words:,} words · {len(text):,} characters")
+        """Count words, characters and tokens of the writer's text now (a pending suggestion does not count)."""
+        self.counts.refresh()
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.doc.title()}[*] — StyleSteer")
@@ -851,6 +878,8 @@ class MainWindow(QMainWindow):
             traceback.print_exc()
         self.sessions.close()
         self.compare_dialog.close()
+        self.counts.close()
+        self.spelling.close()
         self.worker.shutdown()
         self.doc.close()  # a clean exit: this window's draft is not needed any more
         event.accept()

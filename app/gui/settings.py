@@ -172,3 +172,9 @@ class Settings:
 
     def set_show_tints(self, on: bool) -> None:
         self._set("view/show_tints", on)
+
+    def spell_check(self) -> bool:
+        return self._get("editor/spell_check", True, bool)
+
+    def set_spell_check(self, on: bool) -> None:
+        self._set("editor/spell_check", on)

@@ -173,6 +173,10 @@ class Backend(Protocol):
         """engine.context.AssembledContext for continuing `text` (all of it is before the cursor)."""
         ...
 
+    def count_tokens(self, text: str, cancel: threading.Event) -> Any:
+        """engine.token_count.TokenCount of the whole document; None while no model is loaded."""
+        ...
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> GenerationLike: ...
     def compare(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,

@@ -37,6 +37,7 @@ class RealBackend:
         self._priors: dict[tuple[str, str, str], Any] = {}  # (style, fingerprint, updated_at) -> prior
         self._processor: Any = None
         self._prefix: Any = None  # engine.kvcache.PrefixCache of the loaded model: the last context's KV cache
+        self._counter: Any = None  # engine.token_count.DocumentTokenCounter for the loaded tokenizer
 
     # --- life cycle -------------------------------------------------------------------
     def open(self) -> str | None:
@@ -286,6 +287,19 @@ class RealBackend:
                                       note_depth=note_depth)
         except ContextError as exc:
             raise UserFacingError(_capital(str(exc))) from exc
+
+    def count_tokens(self, text: str, cancel: threading.Event) -> Any:
+        """The document's engine.token_count.TokenCount with the loaded tokenizer; None before a model is loaded."""
+        from engine.token_count import DocumentTokenCounter
+
+        if self.lm is None:
+            return None
+        if self._counter is None or self._counter.tokenizer is not self.lm.tokenizer:
+            self._counter = DocumentTokenCounter(self.lm.tokenizer)
+        result = self._counter.count(text, cancel)
+        if result is None:
+            raise Cancelled()
+        return result
 
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  cancel: threading.Event) -> Any:

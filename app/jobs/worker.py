@@ -387,6 +387,10 @@ class Worker(QObject):
         return self.submit("context", lambda ctx: ctx.backend.assemble_context(
             text, max_new_tokens, memory, authors_note, note_depth), **callbacks)
 
+    def count_tokens(self, text: str, **callbacks: Any) -> int:
+        """Tokens in the whole of `text` (a TokenCount, or None with no model); a cancel is seen between batches."""
+        return self.submit("count_tokens", lambda ctx: ctx.backend.count_tokens(text, ctx.cancel), **callbacks)
+
     def generate(self, prompt: str, sampling: SamplingConfig, steer: SteerParams,
                  **callbacks: Any) -> int:
         return self._submit_stream("generate", lambda ctx: ctx.backend.generate(prompt, sampling, steer, ctx.cancel),

@@ -65,6 +65,10 @@ def test_real_app_end_to_end(qtbot, corpora_dir) -> None:
     win.controls.max_tokens.setValue(24)
     win.editor.setFocus()
     qtbot.keyClicks(win.editor, "I had called upon my friend")
+    # The status bar counts the text's tokens with the model's own tokenizer, exactly.
+    tokenizer = win.worker.backend.lm.tokenizer
+    n = len(tokenizer("I had called upon my friend", add_special_tokens=False)["input_ids"])
+    qtbot.waitUntil(lambda: win.token_label.text() == f"{n} tokens", timeout=10_000)
     beat.start()
     with qtbot.waitSignal(win.generationFinished, timeout=120_000) as gen:
         qtbot.keyClick(win.editor, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
