@@ -38,6 +38,7 @@ from app.gui.find_bar import FindBar
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
+from app.gui.phrase_dialog import apply_phrase_rules, edit_phrase_rules
 from app.gui.settings import Settings
 from app.gui.style_panel import StylePanel
 from app.gui.tune_panel import TunePanel
@@ -151,6 +152,7 @@ class MainWindow(QMainWindow):
 
     def _build_panels(self, interactive: bool) -> None:
         self.controls = SteeringControls(self.settings.steer())
+        apply_phrase_rules(self.controls, self.settings.phrase_rules())
         self.controls.lamChanged.connect(self._on_lam_changed)
         self.controls.changed.connect(self._save_steer)
         self.styles = StylePanel(self.worker, ask=interactive)
@@ -315,6 +317,8 @@ class MainWindow(QMainWindow):
         self._action(g, "&Compare Baseline and Steered…", self.open_compare, "Ctrl+Shift+C")
         self._action(g, "Show the &Context…", self.show_context, "Ctrl+Shift+V",
                      "The exact text the model saw for the last suggestion")
+        self._action(g, "&Banned Phrases and Bias…", lambda: edit_phrase_rules(self, self.settings, self.controls),
+                     tip="Phrases never to write, and phrases to favour or avoid, in every document")
 
     def _build_view_menu(self, v: QMenu) -> None:
         for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock):
