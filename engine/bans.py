@@ -8,6 +8,10 @@ is looked up, not searched for: per tokenizer and list, `compile_rules` precompu
 phrase and every split point k the tokens whose text starts with the phrase's rest phrase[k:];
 per step a row only checks which prefixes phrase[:k] its text ends with (a few string
 comparisons) and gathers those token lists.
+
+transformers' NoBadWordsLogitsProcessor and SequenceBiasLogitsProcessor match fixed token sequences,
+so each would need every tokenisation of every phrase listed in advance (after a space, at a line
+start, split into pieces or bytes, in every case): the text-level check covers them all at once.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ _CACHE_SIZE = 8
 
 # -- the text of every token --------------------------------------------------------------------
 
-def _byte_level_decoder() -> dict[str, int]:
-    """GPT-2's byte-level BPE alphabet: printable stand-in character -> byte."""
+def _byte_level_decoder() -> dict[int, int]:
+    """GPT-2's byte-level BPE alphabet: printable stand-in character (its ordinal) -> byte, a str.translate table."""
     bs = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
     cs = list(bs)
     extra = 0
@@ -47,7 +51,7 @@ def _byte_level_decoder() -> dict[str, int]:
             bs.append(b)
             cs.append(256 + extra)
             extra += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
+    return dict(zip(cs, bs, strict=True))
 
 
 def token_bytes(tokenizer: Any) -> list[bytes]:
@@ -66,8 +70,8 @@ def token_bytes(tokenizer: Any) -> list[bytes]:
             out.append(b"")
         elif i in added:
             out.append(str(getattr(added[i], "content", piece)).encode("utf-8"))
-        elif byte_level is not None and all(ch in byte_level for ch in piece):
-            out.append(bytes(byte_level[ch] for ch in piece))
+        elif byte_level is not None and (raw := _from_byte_level(piece, byte_level)) is not None:
+            out.append(raw)
         elif sentencepiece:
             m = _BYTE_TOKEN.match(piece)
             out.append(bytes([int(m.group(1), 16)]) if m else piece.replace("\u2581", " ").encode("utf-8"))
@@ -77,6 +81,13 @@ def token_bytes(tokenizer: Any) -> list[bytes]:
     return out
 
 
+def _from_byte_level(piece: str, table: dict[int, int]) -> bytes | None:
+    try:
+        return piece.translate(table).encode("latin-1")
+    except UnicodeEncodeError:  # a character outside the byte alphabet: not a byte-level piece
+        return None
+
+
 class _Index:
     """Token ids by normalised text: exact look-ups and prefix ranges (a sorted list and bisect)."""
 
@@ -84,18 +95,15 @@ class _Index:
         order = sorted(range(len(texts)), key=texts.__getitem__)
         self.keys = [texts[i] for i in order]
         self.ids = np.asarray(order, dtype=np.int64)
-        self.by_text: dict[str, list[int]] = {}
-        for i, t in enumerate(texts):
-            if t:
-                self.by_text.setdefault(t, []).append(i)
 
     def starting(self, prefix: str) -> np.ndarray:
         lo = bisect.bisect_left(self.keys, prefix)
         hi = bisect.bisect_left(self.keys, prefix + "\U0010ffff", lo)
         return self.ids[lo:hi]
 
-    def exact(self, text: str) -> list[int]:
-        return self.by_text.get(text, [])
+    def exact(self, text: str) -> np.ndarray:
+        lo = bisect.bisect_left(self.keys, text)
+        return self.ids[lo:bisect.bisect_right(self.keys, text, lo)] if text else _EMPTY
 
 
 @dataclass
@@ -127,7 +135,7 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _ids(parts: list[np.ndarray] | list[list[int]]) -> np.ndarray:
+def _ids(parts: Sequence[np.ndarray] | Sequence[list[int]]) -> np.ndarray:
     arrays = [np.asarray(p, dtype=np.int64) for p in parts if len(p)]
     return np.unique(np.concatenate(arrays)) if arrays else _EMPTY
 
