@@ -221,6 +221,11 @@ def _compile_phrase(texts: TokenTexts, phrase: str, value: float, ignore_case: b
             elif not ph.word_start or not _is_word(before[-1]):
                 inner.append(i)
     ph.start_bare, ph.start_inner = _ids([bare]), _ids([inner])
+    # A token gets a phrase's bias once: what holds in any context is left out of the per-step tables.
+    static = _ids([ph.contains, ph.start_inner])
+    ph.start_bare = np.setdiff1d(ph.start_bare, static)
+    ph.complete = {k: np.setdiff1d(v, static) for k, v in ph.complete.items()}
+    ph.advance = {k: np.setdiff1d(v, static) for k, v in ph.advance.items()}
     return ph
 
 

@@ -49,6 +49,19 @@ def test_rules_validate_and_round_trip():
     assert SamplingConfig(rules=rules.to_json()).rules == rules
 
 
+def test_rules_survive_a_saved_document_session():
+    """A per-document list can live in a session's sampling settings, through JSON and back."""
+    import json
+
+    from engine.session import DocumentSession
+
+    rules = PhraseRules(bans=("shivers down",), biases=((" suddenly", -5.0),), ignore_case=True)
+    session = DocumentSession(document="/tmp/doc.txt")
+    session.set_sampling(SamplingConfig(rules=rules))
+    back = DocumentSession.from_json(json.loads(json.dumps(session.to_json())))
+    assert back.sampling_config().rules == rules
+
+
 def test_normalise_folds_whitespace_and_case():
     assert normalise("Shivers\n\t down", False) == "Shivers down"
     assert normalise("Shivers\n down", True) == "shivers down"
@@ -190,6 +203,10 @@ def test_bias_moves_the_phrase_and_flags_the_step(demo_tokenizer):
     assert float(out[0, word]) == pytest.approx(7.0) and float(out[0, other]) == pytest.approx(12.0)
     assert state.adjusted == [True]
     assert torch.equal(scores[0, word], torch.tensor(12.0))  # the input is not changed in place
+    # After a line break " suddenly" both holds the phrase and finishes it: the bias is added once.
+    after_break = torch.tensor([tok("He stopped.\n", add_special_tokens=False)["input_ids"]])
+    out = PhraseRulesProcessor(compile_rules(tok, PhraseRules(biases=((" suddenly", -5.0),))))(after_break, scores)
+    assert float(out[0, word]) == pytest.approx(7.0)
     # Where the biased token never had a chance, the step is not flagged.
     quiet = torch.zeros(1, len(tok))
     quiet[0, other] = 30.0
