@@ -239,6 +239,7 @@ class CompiledRules:
     ban_always: np.ndarray  # tokens banned in any context (they hold a banned phrase)
     bias_always: tuple[np.ndarray, np.ndarray]  # (ids, summed bias) added in any context
     tail_chars: int  # normalised text kept per row: enough for the longest phrase and the character before it
+    n_writable: int  # tokens that add text: a row can only lose them all with at least this many banned
 
 
 _lock = threading.Lock()
@@ -283,7 +284,7 @@ def compile_rules(tokenizer: Any, rules: PhraseRules) -> CompiledRules:
             bias[_ids([p.contains, p.start_inner])] += p.value
     bias_ids = np.flatnonzero(bias)
     compiled = CompiledRules(rules, texts, phrases, ban_always, (bias_ids, bias[bias_ids]),
-                             max((len(p.text) for p in phrases), default=0) + 1)
+                             max((len(p.text) for p in phrases), default=0) + 1, int(texts.writable.sum()))
     with _lock:
         _store(_rules_cache, (id(tokenizer), rules), tokenizer, compiled)
     return compiled
@@ -422,12 +423,13 @@ class PhraseRulesProcessor(LogitsProcessor):
                 out[b, t_idx] = row[t_idx] + torch.from_numpy(delta).to(device, row.dtype)
             if banned.size:
                 out[b, torch.from_numpy(banned).to(device)] = -math.inf
-                if banned.size >= int(c.texts.writable.sum()) and not bool(torch.isfinite(out[b]).any()):
+                if banned.size >= c.n_writable and not bool(torch.isfinite(out[b]).any()):
                     out[b] = row  # every token banned here: better an unbanned step than a sample from nothing
             if lse is not None:
                 cols = torch.from_numpy(np.union1d(touched, banned)).to(device)
-                p_before = torch.exp(before.float() - lse[b])
-                p_after = torch.exp(out[b, cols].float() - lse[b])
+                # float64: a bias of +100 overflows exp() in float32
+                p_before = torch.exp(before.double() - lse[b])
+                p_after = torch.exp(out[b, cols].double() - lse[b])
                 p_after = p_after / (1.0 - p_before.sum() + p_after.sum()).clamp_min(1e-30)
                 adjusted.append(bool(cols.numel()) and float((p_after - p_before).abs().max()) >= FLAG_SHIFT)
         if self.state is not None:

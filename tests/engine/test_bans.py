@@ -207,6 +207,9 @@ def test_bias_moves_the_phrase_and_flags_the_step(demo_tokenizer):
     after_break = torch.tensor([tok("He stopped.\n", add_special_tokens=False)["input_ids"]])
     out = PhraseRulesProcessor(compile_rules(tok, PhraseRules(biases=((" suddenly", -5.0),))))(after_break, scores)
     assert float(out[0, word]) == pytest.approx(7.0)
+    # A bias of +100 is flagged too (its probabilities are computed without overflow).
+    PhraseRulesProcessor(compile_rules(tok, PhraseRules(biases=((" suddenly", 100.0),))), state)(ids, scores)
+    assert state.adjusted == [True]
     # Where the biased token never had a chance, the step is not flagged.
     quiet = torch.zeros(1, len(tok))
     quiet[0, other] = 30.0
