@@ -21,6 +21,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from engine.bans import PhraseRulesProcessor, RulesState, compile_rules
 from engine.divergence import js_bits, js_bits_np, log_softmax_np
 from engine.kvcache import PrefixCache, repeat_rows
 from engine.models import LoadedModel
@@ -87,6 +88,7 @@ class _Step:
     lams: list[float]
     # log p_base(chosen token | history) under the frozen model, per row: base PPL without a second forward
     base_logprobs: list[float]
+    adjusted: list[bool] | None = None  # rows where a banned or biased token's probability moved
 
 
 def _encode_prompt(lm: LoadedModel, prompt: str | Sequence[int], max_new_tokens: int,
@@ -110,13 +112,20 @@ def _encode_prompt(lm: LoadedModel, prompt: str | Sequence[int], max_new_tokens:
     return ids
 
 
-def sampler_chain(sampling: SamplingConfig, steering: LogitsProcessor | None = None) -> LogitsProcessorList:
+def _check_rules(lm: LoadedModel, sampling: SamplingConfig) -> None:
+    """Compile the phrase rules now (they are cached): a list that bans every token fails before decoding."""
+    if sampling.rules is not None and not sampling.rules.empty:
+        compile_rules(lm.tokenizer, sampling.rules)
+
+
+def sampler_chain(sampling: SamplingConfig, steering: LogitsProcessor | None = None,
+                  rules: LogitsProcessor | None = None) -> LogitsProcessorList:
     """The one chain every decode path turns logits into choice scores with.
 
-    [steering, repetition penalty, temperature, top-k, top-p], each only where it does something;
-    greedy decoding leaves out the last three, which cannot change the argmax.
+    [steering, phrase bans and biases, repetition penalty, temperature, top-k, top-p], each only where it
+    does something; greedy decoding leaves out the last three, which cannot change the argmax.
     """
-    chain = LogitsProcessorList([steering] if steering is not None else [])
+    chain = LogitsProcessorList([p for p in (steering, rules) if p is not None])
     if sampling.repetition_penalty != 1.0:
         chain.append(RepetitionPenaltyLogitsProcessor(sampling.repetition_penalty))
     if not sampling.greedy:
@@ -184,7 +193,10 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
     ids, mask = _left_padded(rows, pad, device)
     position = (mask.cumsum(-1) - 1).clamp_min(0)
     state = SteeringState()
-    chain = sampler_chain(sampling, steering.for_decode(state, row_scale) if steering is not None else None)
+    rules_state = RulesState()
+    rules = PhraseRulesProcessor(compile_rules(lm.tokenizer, sampling.rules), rules_state) \
+        if sampling.rules is not None and not sampling.rules.empty else None
+    chain = sampler_chain(sampling, steering.for_decode(state, row_scale) if steering is not None else None, rules)
     generators = _row_generators(seeds, device)
     eos = _stop_ids(lm, sampling)
     done = [False] * B
@@ -208,7 +220,7 @@ def _decode_rows(lm: LoadedModel, rows: list[list[int]], sampling: SamplingConfi
             token_list = tokens.tolist()
             active = [not d for d in done]
             base_lp = (base.gather(-1, tokens.view(B, 1))[:, 0] - torch.logsumexp(base, dim=-1)).tolist()
-            yield _Step(index, token_list, active, base, steered, lams, base_lp)
+            yield _Step(index, token_list, active, base, steered, lams, base_lp, rules_state.adjusted)
             for b, t in enumerate(token_list):
                 done[b] = done[b] or (active[b] and t in eos)
             if all(done) or index + 1 == sampling.max_new_tokens or (cancel is not None and cancel.is_set()):
@@ -319,6 +331,7 @@ def _record(state: _SideState, step: _Step, row: int, sampling: SamplingConfig, 
     token = step.tokens[row]
     piece = state.tracker.push(token)
     lam = step.lams[row] if steered_row else 0.0
+    adjusted = bool(step.adjusted and step.adjusted[row])
     steered = steered_row and lam > 0
     if sampling.diagnostics:
         lp = log_softmax_np(_row(step.base, row))
@@ -328,11 +341,12 @@ def _record(state: _SideState, step: _Step, row: int, sampling: SamplingConfig, 
         top_base = _top(lp, k, alt_text)
         top_steered = _top(lq, k, alt_text) if steered else top_base
         rec = TokenStep(state.side, step.index, token, piece, float(np.exp(lp[token])), float(np.exp(lq[token])),
-                        js, lam, top_base, top_steered)
+                        js, lam, top_base, top_steered, adjusted)
     else:
         js = js_bits_np(log_softmax_np(_row(step.base, row)), log_softmax_np(_row(step.steered, row))) \
             if steered else 0.0
-        rec = TokenStep(state.side, step.index, token, piece, float("nan"), float("nan"), js, lam)
+        rec = TokenStep(state.side, step.index, token, piece, float("nan"), float("nan"), js, lam,
+                        adjusted=adjusted)
     state.js.append(rec.js_bits)
     state.steps.append(rec)
     return rec
@@ -349,6 +363,7 @@ class Generation:
         self.prefix = prefix
         self.notices: list[str] = []
         self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
+        _check_rules(lm, sampling)
         self._state = _SideState("steered" if steering is not None else "baseline",
                                  TextTracker(lm.tokenizer, self.prompt_ids))
         self._started = False
@@ -413,6 +428,7 @@ class CompareGeneration:
         self.prefix = prefix
         self.notices: list[str] = []
         self.prompt_ids = _encode_prompt(lm, prompt, sampling.max_new_tokens, self.notices)
+        _check_rules(lm, sampling)
         self.baseline = _SideState("baseline", TextTracker(lm.tokenizer, self.prompt_ids))
         self.steered = _SideState("steered", TextTracker(lm.tokenizer, self.prompt_ids))
 
@@ -469,25 +485,30 @@ class BatchResult:
 
 def generate_batch(lm: LoadedModel, prompts: Sequence[str | Sequence[int]], lams: Sequence[float], *, mode: Mode,
                    prior: Prior | None, sampling: SamplingConfig, budget_bits: float = DEFAULT_BUDGET_BITS,
-                   cancel: threading.Event | None = None, progress: Any = None) -> list[BatchResult]:
+                   cancel: threading.Event | None = None, progress: Any = None,
+                   seeds: Sequence[int | None] | None = None) -> list[BatchResult]:
     """Decode every (prompt, lam) row in one batch: one forward per step for all rows.
 
-    progress(step, max_new_tokens) is called after every step.
+    progress(step, max_new_tokens) is called after every step. `seeds` gives each row its own seed
+    (default: every row gets sampling.seed).
     """
     if len(prompts) != len(lams):
         raise ValueError(f"prompts and lams differ in length ({len(prompts)} vs {len(lams)})")
     sampling.validate()
     notices: list[str] = []
     rows = [_encode_prompt(lm, p, sampling.max_new_tokens, notices) for p in prompts]
+    _check_rules(lm, sampling)
     steering = None
     if prior is not None and any(lam > 0 for lam in lams):
         # lambda 1 scaled per row by the row's own lambda
         steering = StyleSteeringProcessor(prior, lam=1.0, mode=mode, budget_bits=budget_bits)
     states = [_SideState("steered", TextTracker(lm.tokenizer, r)) for r in rows]
     eos = _stop_ids(lm, sampling)
-    seeds = [sampling.seed] * len(rows)
+    row_seeds = list(seeds) if seeds is not None else [sampling.seed] * len(rows)
+    if len(row_seeds) != len(rows):
+        raise ValueError(f"seeds and prompts differ in length ({len(row_seeds)} vs {len(rows)})")
     row_scale = [float(x) for x in lams]
-    for step in _decode_rows(lm, rows, sampling, steering, cancel, seeds, row_scale=row_scale):
+    for step in _decode_rows(lm, rows, sampling, steering, cancel, row_seeds, row_scale=row_scale):
         js = js_bits(torch.log_softmax(step.base, dim=-1), torch.log_softmax(step.steered, dim=-1)).tolist() \
             if steering is not None else None
         for b, state in enumerate(states):

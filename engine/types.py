@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast, get_args
 
+from engine.phrase_rules import PhraseRules
+
 Side = Literal["steered", "baseline"]
 Mode = Literal["paper", "dense", "budget"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -41,6 +43,7 @@ class TokenStep:
     lam: float  # the lambda actually applied at this step (budget mode may use less)
     top_base: list[Alternative] = field(default_factory=list)
     top_steered: list[Alternative] = field(default_factory=list)
+    adjusted: bool = False  # a banned or biased token's probability moved at this step (engine/bans.py)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -78,6 +81,11 @@ class SamplingConfig:
     n_alternatives: int = 5  # top-k alternatives per token in the diagnostics; 0 turns them off
     diagnostics: bool = True  # p_base, p_steered, JS, alternatives per token
     stop_at_eos: bool = True  # False always runs max_new_tokens (benchmarks)
+    rules: PhraseRules | None = None  # banned phrases and biases, applied after steering
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rules, dict):  # as asdict() or a saved session stores it
+            self.rules = PhraseRules.from_json(self.rules)
 
     def validate(self) -> None:
         if self.max_new_tokens < 1:

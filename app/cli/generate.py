@@ -17,6 +17,7 @@ from app.cli.common import (
     load_model_for_cli,
     load_style_for_cli,
 )
+from app.cli.phrases import add_phrase_arguments, check_rules_for_model, phrase_rules
 from app.cli.session import DocumentRun, add_document_arguments
 from engine.types import (
     DEFAULT_BUDGET_BITS,
@@ -53,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=d.top_k)
     p.add_argument("--repetition-penalty", type=float, default=d.repetition_penalty)
     p.add_argument("--seed", type=int, default=d.seed)
+    add_phrase_arguments(p)
     p.add_argument("--compare", action="store_true", help="print baseline and steered side by side with metrics")
     p.add_argument("--json", action="store_true", help="one JSON object per line: tokens, then summaries")
     p.add_argument("--no-color", action="store_true", help="plain text, no JS colouring")
@@ -65,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _sampling(args: argparse.Namespace) -> SamplingConfig:
     s = SamplingConfig(max_new_tokens=args.max_new_tokens, greedy=args.greedy, temperature=args.temperature,
                        top_k=args.top_k, top_p=args.top_p, repetition_penalty=args.repetition_penalty,
-                       seed=args.seed, n_alternatives=5 if args.json else 0)
+                       seed=args.seed, n_alternatives=5 if args.json else 0, rules=phrase_rules(args))
     try:
         s.validate()
     except ValueError as exc:
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.style:
         check_style_for_cli(args.style)
     lm = load_model_for_cli(args)
+    check_rules_for_model(sampling.rules, lm)
     if document is not None:
         prompt = document.assemble(lm, sampling.max_new_tokens)
     prior = load_style_for_cli(args.style, lm) if args.style else None

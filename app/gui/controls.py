@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.settings import SteerSettings
+from engine.phrase_rules import PhraseRules
 from engine.types import MODES, SamplingConfig
 
 SLIDER_STEPS = 1000
@@ -47,6 +48,7 @@ class SteeringControls(QWidget):
     def __init__(self, settings: SteerSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Steering and sampling")
+        self.rules: PhraseRules | None = None  # banned phrases and biases every generation uses
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self._build_steering())
@@ -204,4 +206,4 @@ class SteeringControls(QWidget):
         chosen = v.seed if seed is None else seed
         return SamplingConfig(max_new_tokens=v.max_new_tokens, greedy=v.greedy, temperature=v.temperature,
                               top_k=v.top_k, top_p=v.top_p, repetition_penalty=v.repetition_penalty,
-                              seed=None if chosen < 0 else chosen)
+                              seed=None if chosen < 0 else chosen, rules=self.rules)

@@ -96,6 +96,11 @@ class Inspector(QWidget):
         form.addRow("p steered:", self.p_steered)
         form.addRow("JS:", self.js)
         form.addRow("λ applied:", self.lam)
+        self.rules = QLabel("–")
+        self.rules.setAccessibleName("Banned or biased")
+        self.rules.setToolTip("\"banned/biased\": at this step a banned phrase was blocked, or a phrase bias "
+                              "moved a token's probability by at least a point (Generate ▸ Banned Phrases and Bias)")
+        form.addRow("phrases:", self.rules)
         layout.addLayout(form)
 
         alts = QHBoxLayout()
@@ -130,7 +135,7 @@ class Inspector(QWidget):
         where = "suggestion" if ref.ghost else "accepted text"
         if step is None:
             self.token_label.setText(f"A token you chose ({where}): no diagnostics")
-            for lbl in (self.p_base, self.p_steered, self.js, self.lam):
+            for lbl in (self.p_base, self.p_steered, self.js, self.lam, self.rules):
                 lbl.setText("–")
             self._fill(self.base_box, [])
             self._fill(self.steer_box, [])
@@ -144,6 +149,7 @@ class Inspector(QWidget):
             self.p_steered.setText("–")
         self.js.setText(f"{step.js_bits:.4f} bits")
         self.lam.setText(f"{step.lam:.3f}" if step.lam == step.lam else "–")
+        self.rules.setText("banned/biased" if step.adjusted else "–")
         self._fill(self.base_box, step.top_base)
         self._fill(self.steer_box, step.top_steered)
 
@@ -190,7 +196,7 @@ class Inspector(QWidget):
     def clear(self) -> None:
         self._ref = None
         self.token_label.setText("Hover a generated token, or move the cursor onto one.")
-        for lbl in (self.p_base, self.p_steered, self.js, self.lam):
+        for lbl in (self.p_base, self.p_steered, self.js, self.lam, self.rules):
             lbl.setText("–")
         self._fill(self.base_box, [])
         self._fill(self.steer_box, [])

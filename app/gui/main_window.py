@@ -39,6 +39,7 @@ from app.gui.history import HistoryKeeper
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
+from app.gui.phrase_dialog import apply_phrase_rules, edit_phrase_rules
 from app.gui.session_panel import SessionPanel, shade_spans
 from app.gui.sessions import SessionKeeper
 from app.gui.settings import Settings
@@ -154,6 +155,7 @@ class MainWindow(QMainWindow):
 
     def _build_panels(self, interactive: bool) -> None:
         self.controls = SteeringControls(self.settings.steer())
+        apply_phrase_rules(self.controls, self.settings.phrase_rules())
         self.controls.lamChanged.connect(self._on_lam_changed)
         self.controls.changed.connect(self._save_steer)
         self.styles = StylePanel(self.worker, ask=interactive)
@@ -336,6 +338,8 @@ class MainWindow(QMainWindow):
         self._action(g, "&Compare Baseline and Steered…", self.open_compare, "Ctrl+Shift+C")
         self._action(g, "Show the &Context…", self.show_context, "Ctrl+Shift+V",
                      "The exact text the model saw for the last suggestion")
+        self._action(g, "&Banned Phrases and Bias…", lambda: edit_phrase_rules(self, self.settings, self.controls),
+                     tip="Phrases never to write, and phrases to favour or avoid, in every document")
 
     def _build_view_menu(self, v: QMenu) -> None:
         for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.session_dock):

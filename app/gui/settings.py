@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
+from engine.phrase_rules import PhraseRuleError, PhraseRules
 from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE
 from styles.paths import ENV_VAR
 
@@ -142,6 +144,17 @@ class Settings:
     def set_steer(self, steer: SteerSettings) -> None:
         for key, value in asdict(steer).items():
             self._set(_steer_key(key), value)
+
+    # --- banned phrases and biases (the global list) ------------------------------
+    def phrase_rules(self) -> PhraseRules:
+        """The saved list; an unreadable one (edited by hand, another version) reads as empty."""
+        try:
+            return PhraseRules.from_json(json.loads(self._get("phrases/rules", "{}", str)))
+        except (ValueError, PhraseRuleError):
+            return PhraseRules()
+
+    def set_phrase_rules(self, rules: PhraseRules) -> None:
+        self._set("phrases/rules", json.dumps(rules.to_json(), ensure_ascii=False))
 
     # --- files and appearance ----------------------------------------------------
     def recent_files(self) -> list[str]:

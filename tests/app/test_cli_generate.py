@@ -11,7 +11,8 @@ from engine.types import METRIC_NAMES
 
 pytestmark = pytest.mark.model
 
-TOKEN_KEYS = {"side", "step", "token_id", "text", "p_base", "p_steered", "js_bits", "lam", "top_base", "top_steered"}
+TOKEN_KEYS = {"side", "step", "token_id", "text", "p_base", "p_steered", "js_bits", "lam", "top_base", "top_steered",
+              "adjusted"}
 
 
 @pytest.fixture
