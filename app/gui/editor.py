@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -29,6 +30,8 @@ from app.gui import palette
 from engine.types import TokenStep
 
 MAX_TINTED_RUNS = 50  # accepted completions that keep their alternatives (older ones keep their tints only)
+SCALE_SETTLE = 0.02  # a streaming suggestion's scale is redrawn once an end moves this far (a fraction of its width)
+TINT_SCALES = ("suggestion", "fixed")  # each suggestion on its own bits scale, or all on palette.FIXED
 
 
 def u16len(s: str) -> int:
@@ -55,9 +58,12 @@ class TokenRef:
 class _Accepted:
     """Accepted tokens of one run: [start, end) spans kept in step with every later edit."""
 
-    def __init__(self, spans: list[list[int]], steps: list[TokenStep | None]) -> None:
+    def __init__(self, spans: list[list[int]], steps: list[TokenStep | None],
+                 scale: palette.Scale | None = None) -> None:
         self.spans = spans
         self.steps = steps
+        # Its own tint scale, kept from when it was accepted (edits that remove tokens leave it as it was).
+        self.scale = scale if scale is not None else palette.scale_for(s.js_bits for s in steps if s is not None)
 
     def follow(self, pos: int, removed: int, added: int) -> None:
         """Shift spans after an edit at pos; a token whose text was edited stops being a token."""
@@ -112,8 +118,8 @@ class _TintHighlighter(QSyntaxHighlighter):
             block = self.currentBlock()
             b0 = block.position()
             b1 = b0 + block.length()
-            for start, end, step, ghost in ed._spans(b0, b1):
-                fmt = ed._tint_format(step.js_bits, ghost)
+            for start, end, step, ghost, sc in ed._spans(b0, b1):
+                fmt = ed._tint_format(step.js_bits, ghost, sc)
                 if fmt is not None:
                     a = max(start, b0)
                     self.setFormat(a - b0, min(end, b1) - a, fmt)
@@ -130,6 +136,7 @@ class Editor(QPlainTextEdit):
     stopRequested = Signal()  # Esc: stop and discard
     ghostAccepted = Signal(str)
     ghostChanged = Signal(bool)  # whether a suggestion is showing
+    tintScaleChanged = Signal(object, str)  # (palette.Scale, caption): the scale of the run the legend speaks of
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -153,6 +160,9 @@ class Editor(QPlainTextEdit):
         self._ghost_run = 0
         self._runs: list[_Accepted] = []
         self._show_tints = True
+        self._tint_scale = "suggestion"
+        self._ghost_scale = palette.FIXED
+        self._legend: tuple[palette.Scale, str] | None = None
         self._dark = False
         self._hovered: TokenRef | None = None
         self._ours = False  # True while we edit the document ourselves
@@ -175,14 +185,30 @@ class Editor(QPlainTextEdit):
         self._highlighter.rehighlight()
         self._refresh_tints()
 
-    def _tint_format(self, js_bits: float, ghost: bool = False) -> QTextCharFormat | None:
-        """The tint for a JS value with a text colour that reads on it, cached by its place on the legend (streams
-        call this a lot)."""
-        key = (round(palette.scale(js_bits), 3) if js_bits >= palette.JS_ZERO_BITS else -1.0, self._dark, ghost)
+    def set_tint_scale(self, mode: str) -> None:
+        """"suggestion": each run of generated tokens tinted on its own bits scale; "fixed": all on palette.FIXED."""
+        if mode not in TINT_SCALES or mode == self._tint_scale:
+            return
+        self._tint_scale = mode
+        self._highlighter.rehighlight()
+        self._update_legend()
+
+    def tint_scale(self) -> str:
+        return self._tint_scale
+
+    def _tint_format(self, js_bits: float, ghost: bool = False,
+                     sc: palette.Scale | None = None) -> QTextCharFormat | None:
+        """The tint for a JS value on its run's scale `sc` (or the fixed one) with a text colour that reads on it,
+        cached by its place on the legend (streams call this a lot)."""
+        if sc is None or self._tint_scale == "fixed":
+            sc = palette.FIXED
+        t = round(sc.position(js_bits), 3)
+        key = (t if js_bits >= palette.JS_ZERO_BITS else -1.0, self._dark, ghost)
         fmt = self._fmt_cache.get(key, False)
         if fmt is False:
             colors = self.palette()
-            color = palette.tint(js_bits, self._dark, colors.color(QPalette.ColorRole.Base))
+            color = (palette.tint_at(t, self._dark, colors.color(QPalette.ColorRole.Base))
+                     if js_bits >= palette.JS_ZERO_BITS else None)
             fmt = None
             if color is not None:
                 fmt = QTextCharFormat()
@@ -192,13 +218,14 @@ class Editor(QPlainTextEdit):
         return fmt  # type: ignore[return-value]
 
     def _spans(self, lo: int, hi: int):
-        """(start, end, step, is_ghost) of generated tokens overlapping [lo, hi), without building TokenRefs."""
+        """(start, end, step, is_ghost, scale) of generated tokens overlapping [lo, hi), without building
+        TokenRefs."""
         for run in self._runs:
             if not run.spans or run.spans[0][0] >= hi or run.spans[-1][1] <= lo:
                 continue  # a run's spans are in order: most runs are skipped without a look at their tokens
             for (a, b), step in zip(run.spans, run.steps, strict=True):
                 if step is not None and b > lo and a < hi:
-                    yield a, b, step, False
+                    yield a, b, step, False, run.scale
         g = self._ghost_start
         if g is not None and self._ghost_offsets:
             offsets = self._ghost_offsets
@@ -211,7 +238,7 @@ class Editor(QPlainTextEdit):
                 b = g + (offsets[i + 1] if i + 1 < len(offsets) else total)
                 step = self._ghost_steps[i]
                 if step is not None and b > lo:
-                    yield a, b, step, True
+                    yield a, b, step, True, self._ghost_scale
                 i += 1
 
     def _rehighlight(self, start: int, end: int) -> None:
@@ -316,8 +343,10 @@ class Editor(QPlainTextEdit):
         self._ghost_text = ""
         self._ghost_steps = []
         self._ghost_offsets = []
+        self._ghost_scale = palette.FIXED
         self._ghost_run += 1
         self.ghostChanged.emit(True)
+        self._update_legend()
 
     def append_ghost(self, steps: list[TokenStep | None], texts: list[str] | None = None) -> None:
         """Append streamed tokens to the suggestion (one edit block for the whole suggestion)."""
@@ -332,12 +361,29 @@ class Editor(QPlainTextEdit):
             self._ghost_steps.append(step)
             self._ghost_offsets.append(offset)
             offset += u16len(piece)
+        rescaled = self._rescale_ghost()
         if chunk:
             at = self._ghost_start + u16len(self._ghost_text)
             first = not self._ghost_text
             # The spans include the chunk before it lands: the highlighter tints it as it arrives.
             self._ghost_text += chunk
             self._insert_ghost_chunk(chunk, at, first)
+        if rescaled:
+            self._rehighlight(self._ghost_start, self._ghost_start + u16len(self._ghost_text))
+            self._update_legend()
+
+    def _rescale_ghost(self) -> bool:
+        """Take the suggestion's scale from its tokens so far; True when it moved enough to be redrawn."""
+        new = palette.scale_for(s.js_bits for s in self._ghost_steps if s is not None)
+        old = self._ghost_scale
+        if new == old:
+            return False
+        if new != palette.FIXED and old != palette.FIXED:
+            width = math.log(new.hi / new.lo)
+            if max(abs(math.log(new.lo / old.lo)), abs(math.log(new.hi / old.hi))) < SCALE_SETTLE * width:
+                return False  # the colours would not change: nothing is repainted
+        self._ghost_scale = new
+        return self._tint_scale != "fixed"
 
     def _insert_ghost_chunk(self, chunk: str, at: int, first: bool) -> None:
         user = self.textCursor()
@@ -492,6 +538,7 @@ class Editor(QPlainTextEdit):
         self._runs += [_Accepted([list(sp) for sp in spans], list(steps)) for spans, steps in runs]
         if runs:
             self._highlighter.rehighlight()
+            self._update_legend()
         return list(range(first, len(self._runs)))
 
     def accepted_runs(self) -> list[tuple[list[list[int]], list[TokenStep | None]]]:
@@ -545,6 +592,33 @@ class Editor(QPlainTextEdit):
             sel.format = fmt
             selections.append(sel)
         self.setExtraSelections(selections)
+        self._update_legend()
+
+    def legend_scale(self) -> tuple[palette.Scale, str]:
+        """The scale the legend shows, with its caption: that of the hovered token's run, else of the suggestion
+        on screen, else of the latest accepted one."""
+        if self._tint_scale == "fixed":
+            return palette.FIXED, "fixed scale"
+        ref = self._hovered
+        if ref is not None and ref.ghost and self._ghost_start is not None:
+            sc, what = self._ghost_scale, "this suggestion"
+        elif ref is not None and not ref.ghost and 0 <= ref.run < len(self._runs):
+            sc, what = self._runs[ref.run].scale, "this accepted text"
+        elif self._ghost_start is not None:
+            sc, what = self._ghost_scale, "this suggestion"
+        elif self._runs:
+            sc, what = self._runs[-1].scale, "latest suggestion"
+        else:
+            return palette.FIXED, "fixed scale until a suggestion"
+        if sc == palette.FIXED:
+            return sc, f"fixed scale ({what}: too few tinted tokens)"
+        return sc, f"{palette.scale_caption(sc)}, {what}"
+
+    def _update_legend(self) -> None:
+        legend = self.legend_scale()
+        if legend != self._legend:
+            self._legend = legend
+            self.tintScaleChanged.emit(*legend)
 
     def _set_hovered(self, ref: TokenRef | None) -> None:
         same = (ref is None and self._hovered is None) or (

@@ -27,15 +27,33 @@ def _show(text: str) -> str:
 
 
 class Legend(QWidget):
-    """The JS colour scale with its ticks in bits."""
+    """The JS colour scale in use with its ticks in bits, and a line saying which scale it is (View ▸ Tint Scale):
+    one suggestion's own range, or the fixed one."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("JS divergence colour legend")
         self.setToolTip("Token tint: Jensen–Shannon divergence between the base and steered "
-                        "distributions at that step, in bits (logarithmic scale).")
-        self.setMinimumHeight(40)
+                        "distributions at that step, in bits (logarithmic scale). By default each suggestion "
+                        "spreads over the colours on its own scale, from its low to its high JS; "
+                        "View ▸ Tint Scale ▸ Fixed puts every suggestion on one scale.")
+        self._scale = palette.FIXED
+        self._caption = "fixed scale"
+        self.setAccessibleDescription(self._caption)
+        self.setMinimumHeight(52)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_scale(self, sc: palette.Scale, caption: str) -> None:
+        """Show the scale `sc`, with `caption` (e.g. "0.021 – 0.066 bits, this suggestion") under it."""
+        self._scale, self._caption = sc, caption
+        self.setAccessibleDescription(caption)
+        self.update()
+
+    def scale(self) -> palette.Scale:
+        return self._scale
+
+    def caption(self) -> str:
+        return self._caption
 
     def paintEvent(self, _event: QPaintEvent) -> None:
         p = QPainter(self)
@@ -51,12 +69,15 @@ class Legend(QWidget):
         font = p.font()
         font.setPointSizeF(max(7.0, font.pointSizeF() - 1.5))
         p.setFont(font)
-        for v in palette.LEGEND_TICKS:
-            x = 12 + palette.scale(v) * w
+        fixed = self._scale == palette.FIXED
+        for v in self._scale.ticks():
+            x = 12 + self._scale.position(v) * w
             p.drawLine(int(x), 18, int(x), 22)
-            label = f"{v:g}" if v else "0"
+            label = f"{v:g}" if fixed else palette.bits_label(v)
             fw = p.fontMetrics().horizontalAdvance(label)
             p.drawText(int(min(max(0, x - fw / 2), self.width() - fw)), 34, label)
+        fw = p.fontMetrics().horizontalAdvance(self._caption)
+        p.drawText(int(max(0, (self.width() - fw) / 2)), 48, self._caption)
         p.end()
 
 

@@ -350,6 +350,7 @@ class MainWindow(QMainWindow):
         self.tints_action.toggled.connect(self._toggle_tints)
         self.editor.set_show_tints(self.settings.show_tints())
         v.addAction(self.tints_action)
+        self._build_tint_scale_menu(v.addMenu("Tint &Scale"))
         tm = v.addMenu("T&heme")
         group = QActionGroup(self)
         self.theme_actions: dict[str, QAction] = {}
@@ -826,6 +827,28 @@ class MainWindow(QMainWindow):
     def _toggle_tints(self, on: bool) -> None:
         self.settings.set_show_tints(on)
         self.editor.set_show_tints(on)
+
+    def _build_tint_scale_menu(self, menu: QMenu) -> None:
+        """View ▸ Tint Scale: each suggestion on its own bits range (the default), or every one on the fixed scale."""
+        self.editor.tintScaleChanged.connect(self.inspector.legend.set_scale)
+        group = QActionGroup(self)
+        self.tint_scale_actions: dict[str, QAction] = {}
+        for key, label, tip in (("suggestion", "Per &Suggestion", "Each suggestion's tints spread over the colours"),
+                                ("fixed", "&Fixed", "One bits scale for every suggestion, to compare them")):
+            act = QAction(label, self, checkable=True)
+            act.setStatusTip(tip)
+            act.setChecked(self.settings.tint_scale() == key)
+            act.triggered.connect(lambda _c=False, k=key: self.set_tint_scale(k))
+            group.addAction(act)
+            menu.addAction(act)
+            self.tint_scale_actions[key] = act
+        self.editor.set_tint_scale(self.settings.tint_scale())
+        self.inspector.legend.set_scale(*self.editor.legend_scale())
+
+    def set_tint_scale(self, mode: str) -> None:
+        self.settings.set_tint_scale(mode)
+        self.tint_scale_actions[mode].setChecked(True)
+        self.editor.set_tint_scale(mode)
 
     def show_shortcuts(self) -> QDialog:
         dlg = QDialog(self)

@@ -186,6 +186,14 @@ class Settings:
     def set_show_tints(self, on: bool) -> None:
         self._set("view/show_tints", on)
 
+    def tint_scale(self) -> str:
+        """'suggestion' (each suggestion's tints on its own bits scale) or 'fixed' (all on one)."""
+        value = self._get("view/tint_scale", "suggestion", str)
+        return value if value in ("suggestion", "fixed") else "suggestion"
+
+    def set_tint_scale(self, mode: str) -> None:
+        self._set("view/tint_scale", mode)
+
     def spell_check(self) -> bool:
         return self._get("editor/spell_check", True, bool)
 
