@@ -76,8 +76,9 @@ class Legend(QWidget):
             label = f"{v:g}" if fixed else palette.bits_label(v)
             fw = p.fontMetrics().horizontalAdvance(label)
             p.drawText(int(min(max(0, x - fw / 2), self.width() - fw)), 34, label)
-        fw = p.fontMetrics().horizontalAdvance(self._caption)
-        p.drawText(int(max(0, (self.width() - fw) / 2)), 48, self._caption)
+        caption = p.fontMetrics().elidedText(self._caption, Qt.TextElideMode.ElideRight, self.width())
+        fw = p.fontMetrics().horizontalAdvance(caption)
+        p.drawText(int(max(0, (self.width() - fw) / 2)), 48, caption)
         p.end()
 
 
