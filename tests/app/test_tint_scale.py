@@ -115,9 +115,18 @@ def test_the_setting_switches_the_painted_colours(editor: Editor) -> None:
     assert _backgrounds(editor) == per
 
 
-def test_a_streaming_suggestion_settles_on_its_own_scale(editor: Editor) -> None:
+def test_a_streaming_suggestion_settles_on_its_own_scale(editor: Editor, monkeypatch) -> None:
     scales = []
     editor.tintScaleChanged.connect(lambda sc, caption: scales.append(sc))
+    editor.load_text("A long paragraph before.\n" * 50 + "Start.")
+    c = editor.textCursor()
+    c.movePosition(c.MoveOperation.End)
+    editor.setTextCursor(c)
+    repainted = []
+    monkeypatch.setattr(editor._highlighter, "rehighlight", lambda: pytest.fail("repainted the whole document"))
+    rehighlight_block = editor._highlighter.rehighlightBlock
+    monkeypatch.setattr(editor._highlighter, "rehighlightBlock",
+                        lambda block: (repainted.append(block.blockNumber()), rehighlight_block(block)))
     editor.begin_ghost()
     for i, v in enumerate(reversed(BAND)):  # the high ones first: the scale widens as tokens arrive
         editor.append_ghost([_step(i, v)])
@@ -126,6 +135,7 @@ def test_a_streaming_suggestion_settles_on_its_own_scale(editor: Editor) -> None
     width = final.hi / final.lo
     assert abs(sc.lo / final.lo - 1) < 0.05 * width and abs(sc.hi / final.hi - 1) < 0.05 * width
     assert scales[0] == palette.FIXED and len(scales) > 2
+    assert repainted and set(repainted) == {50}  # only the suggestion's paragraph is repainted as its scale moves
     # what is painted is the scale the legend shows
     tinted = _backgrounds(editor)
     base = editor.palette().color(editor.palette().ColorRole.Base)
