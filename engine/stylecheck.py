@@ -23,6 +23,7 @@ from engine.prior import Prior
 METHODS = ("backoff", "prior")
 DEFAULT_METHOD = "backoff"
 OVERLAP = 128  # tokens of context a window shares with the one before it, for texts longer than the window
+MAX_WINDOW = 2048  # at most this many tokens per forward pass: attention's memory grows with the square
 
 Progress = Callable[[int, int], None]
 
@@ -90,9 +91,12 @@ def _round(v: float | None) -> float | None:
 
 # --- sentences ----------------------------------------------------------------------------------------
 # A sentence ends after . ! ? (and any closing quotes or brackets) followed by white space and then anything but
-# a lower-case letter ("“Yes!” he said." is one sentence), or at a blank line.
+# a lower-case letter ("“Yes!” he said." is one sentence), unless the dot ends a title ("Mr."), or at a blank line.
 _SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n[ \t]*\n")
 _NEXT_WORD = re.compile(r"\s*(\S?)")
+_LAST_WORD = re.compile(r"(\w+)$")
+_TITLES = frozenset({"Mr", "Mrs", "Ms", "Dr", "St", "Mme", "Mlle", "Prof", "Rev", "Messrs", "Capt", "Col", "Gen",
+                     "Lt", "Sgt", "Jr", "Sr", "vs", "etc", "No"})  # "Mr. Holmes" goes on
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -103,6 +107,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         if m.group()[0] != "\n":
             after = _NEXT_WORD.match(text, m.end())
             if after is not None and after.group(1).islower():
+                continue
+            word = _LAST_WORD.search(text, 0, m.start())
+            if m.group() == "." and word is not None and word.group(1) in _TITLES:
                 continue
         spans.append((start, m.end()))
         start = m.end()
@@ -123,6 +130,31 @@ def encode(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]
     """Token ids of `text` (no special tokens, as the style library counts them) and their character spans."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return list(enc["input_ids"]), [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+
+
+def next_token_logprobs(model: Any, x: torch.Tensor, mask: torch.Tensor | None = None, *,
+                        rows: int = 256) -> torch.Tensor:
+    """[B, T] ids -> [B, T - 1] float64: log P(x[:, t + 1] | x[:, :t + 1]) under the model.
+
+    The output layer runs on `rows` positions at a time, so a long window never holds a [T, V] float tensor
+    whole (8192 x 49152 floats are 1.6 GB); log-softmax is taken as logit - logsumexp, without a copy.
+    """
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    with torch.inference_mode():
+        if decoder is None or head is None:
+            logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()
+            picked = logits.gather(-1, x[:, 1:, None])[..., 0] - torch.logsumexp(logits, dim=-1)
+            return picked.double()
+        hidden = decoder(input_ids=x, attention_mask=mask).last_hidden_state[:, :-1]
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        targets = x[:, 1:].reshape(-1)
+        out = torch.empty(flat.shape[0], dtype=torch.float64, device=flat.device)
+        for lo in range(0, flat.shape[0], rows):
+            logits = head(flat[lo:lo + rows]).float()
+            tgt = targets[lo:lo + rows, None]
+            out[lo:lo + rows] = (logits.gather(-1, tgt)[:, 0] - torch.logsumexp(logits, dim=-1)).double()
+        return out.reshape(x.shape[0], x.shape[1] - 1)
 
 
 def base_logprobs(model: Any, ids: Sequence[int], *, window: int, bos: int | None = None,
@@ -146,10 +178,7 @@ def base_logprobs(model: Any, ids: Sequence[int], *, window: int, bos: int | Non
         lo = max(0, done - overlap) if done > 1 else 0
         hi = min(len(seq), lo + window)
         x = torch.tensor([seq[lo:hi]], dtype=torch.long, device=device)
-        with torch.inference_mode():
-            logits = model(input_ids=x).logits[0].float()
-        logp = torch.log_softmax(logits[:-1], dim=-1)
-        picked = logp.gather(-1, x[0, 1:, None])[:, 0].double().cpu().numpy()  # picked[j] scores seq[lo + j + 1]
+        picked = next_token_logprobs(model, x)[0].cpu().numpy()  # picked[j] scores seq[lo + j + 1]
         first = max(done, lo + 1)
         for pos in range(first, hi):
             out[pos - shift] = picked[pos - lo - 1]
@@ -274,7 +303,8 @@ def check_text(lm: Any, prior: Prior, text: str, *, method: str = DEFAULT_METHOD
     The first token has no context for the base model and is left unscored.
     """
     ids, offsets = encode(lm.tokenizer, text)
-    base = base_logprobs(lm.model, ids, window=int(lm.context_length), device=lm.device, cancel=cancel)
+    window = min(int(lm.context_length), MAX_WINDOW)
+    base = base_logprobs(lm.model, ids, window=window, device=lm.device, cancel=cancel)
     style = style_logprobs(prior, ids, logp_base=base, method=method)
     scores = token_scores(style, base)
     tokens = [TokenScore(a, b, int(t), float(s), None if math.isnan(lb) else float(lb),
@@ -314,7 +344,7 @@ class Sample:
     sentence: str
 
 
-def sample_sentences(text: str, n: int, *, seed: int = 0, min_words: int = 5, context_chars: int = 300,
+def sample_sentences(text: str, n: int, *, seed: int = 0, min_words: int = 5, context_chars: int = 200,
                      corpus: str = "") -> list[Sample]:
     """`n` sentences of at least `min_words` words, drawn at random (fixed seed), each with its context."""
     spans = [(a, b) for a, b in split_sentences(text) if len(text[a:b].split()) >= min_words]
@@ -333,11 +363,12 @@ def heldout_split(tokenizer: Any, text: str, fraction: float = 0.1) -> tuple[lis
     return ids[:cut], text[offsets[cut][0]:]
 
 
-def score_samples(lm: Any, samples: Sequence[Sample], *, batch_size: int = 16, progress: Progress | None = None
-                  ) -> list[tuple[list[int], list[int], np.ndarray]]:
-    """For each sample: (context ids, sentence ids, base log-probs of the sentence ids), in padded batches.
+def score_samples(lm: Any, samples: Sequence[Sample], *, batch_tokens: int = 2048,
+                  progress: Progress | None = None) -> list[tuple[list[int], list[int], np.ndarray]]:
+    """For each sample: (context ids, sentence ids, base log-probs of the sentence ids).
 
-    The context is a few hundred characters, far inside the model's window, so one forward covers a sample.
+    Samples run in right-padded batches of similar length (about `batch_tokens` tokens each); the context is
+    a few hundred characters, far inside the model's window, so one forward covers a sample.
     """
     encoded = []
     for s in samples:
@@ -345,24 +376,32 @@ def score_samples(lm: Any, samples: Sequence[Sample], *, batch_size: int = 16, p
         k = next((j for j, (a, _) in enumerate(offsets) if a >= len(s.context)), len(ids))
         encoded.append((ids, max(k, 1)))  # the first token has nothing to condition on
     pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    out = []
-    for lo in range(0, len(encoded), batch_size):
-        chunk = encoded[lo:lo + batch_size]
-        width = max(len(ids) for ids, _ in chunk)
-        x = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for b, (ids, _) in enumerate(chunk):  # right padding: positions stay 0..n-1
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    out: list[tuple[list[int], list[int], np.ndarray] | None] = [None] * len(encoded)
+    done = 0
+    while done < len(order):
+        width = len(encoded[order[done]][0])
+        batch = [order[done]]
+        while done + len(batch) < len(order):
+            nxt = order[done + len(batch)]
+            if (len(batch) + 1) * max(width, len(encoded[nxt][0])) > batch_tokens:
+                break
+            batch.append(nxt)
+            width = max(width, len(encoded[nxt][0]))
+        x = torch.full((len(batch), max(width, 2)), pad, dtype=torch.long)
+        mask = torch.zeros_like(x)
+        for b, i in enumerate(batch):  # right padding: positions stay 0..n-1
+            ids = encoded[i][0]
             x[b, :len(ids)] = torch.tensor(ids, dtype=torch.long)
             mask[b, :len(ids)] = 1
-        with torch.inference_mode():
-            logits = lm.model(input_ids=x.to(lm.device), attention_mask=mask.to(lm.device)).logits.float()
-        picked = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, x[:, 1:, None].to(lm.device))[..., 0]
-        picked_np = picked.double().cpu().numpy()
-        for b, (ids, k) in enumerate(chunk):
-            out.append((ids[:k], ids[k:], picked_np[b, k - 1:len(ids) - 1].copy()))
+        picked = next_token_logprobs(lm.model, x.to(lm.device), mask.to(lm.device)).cpu().numpy()
+        for b, i in enumerate(batch):
+            ids, k = encoded[i]
+            out[i] = (ids[:k], ids[k:], picked[b, k - 1:len(ids) - 1].copy())
+        done += len(batch)
         if progress is not None:
-            progress(len(out), len(encoded))
-    return out
+            progress(done, len(encoded))
+    return [o for o in out if o is not None]
 
 
 def sentence_score(logp_style: np.ndarray, logp_base: np.ndarray) -> float | None:
