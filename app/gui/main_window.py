@@ -56,6 +56,7 @@ SHORTCUTS = (
     ("Ctrl+R", "Regenerate the suggestion (next seed)"),
     ("Ctrl+Shift+C", "Compare baseline and steered"),
     ("Ctrl+Shift+M", "Choose the model"),
+    ("Ctrl+Shift+K", "Check the selection (or the text) against the style"),
     ("Ctrl+I", "Import files into a style"),
     ("Ctrl+F / Ctrl+H", "Find, find and replace (F3 / Shift+F3: next, previous)"),
     ("Ctrl+N / Ctrl+O / Ctrl+S", "New, open, save"),
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
 
         self._build_editor()
         self._build_panels(interactive)
+        self._build_style_check()
         self._build_compare()
         self._build_status_bar()
         self._build_menus()
@@ -166,6 +168,23 @@ class MainWindow(QMainWindow):
         self.tune_panel = TunePanel()
         self.tune_dock = self._dock("Tune λ", self.tune_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._setup_tune(self.tune_panel)
+
+    def _build_style_check(self) -> None:
+        from app.gui.style_check import StyleCheck, StyleCheckPanel
+
+        self.check_panel = StyleCheckPanel()
+        self.check_dock = self._dock("Style Check", self.check_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.tune_dock, self.check_dock)
+        self.inspector_dock.raise_()
+        self.style_check = StyleCheck(self.worker, self.editor, self.check_panel, self.show_error)
+
+    def check_style(self) -> int | None:
+        """Tools ▸ Check Style: score the selection (or the text) against the active style."""
+        job = self.style_check.run(self.styles.active())
+        if job is not None:
+            self.check_dock.show()
+            self.check_dock.raise_()
+        return job
 
     def _build_compare(self) -> None:
         self.compare_view = CompareView()
@@ -268,6 +287,8 @@ class MainWindow(QMainWindow):
         t = mb.addMenu("&Tools")
         self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
                      tip="Decode the paper's prompts at every λ for the active style; results and figures")
+        self.check_action = self._action(t, "Check Style", self.check_style, "Ctrl+Shift+K",
+                                         "Tint the selection (or the whole text) by how much it reads like the style")
         m = mb.addMenu("&Model")
         self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
         self.cancel_load_action = self._action(m, "Cancel &Loading", self.cancel_load)
@@ -317,7 +338,7 @@ class MainWindow(QMainWindow):
                      "The exact text the model saw for the last suggestion")
 
     def _build_view_menu(self, v: QMenu) -> None:
-        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock):
+        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.check_dock):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         self.tints_action = QAction("Show Token &Tints", self, checkable=True)
