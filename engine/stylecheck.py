@@ -419,7 +419,8 @@ def evaluate_auc(lm: Any, corpora: dict[str, str], *, n_sentences: int = 300, se
     Each corpus (one document) is cut as engine.sweep cuts a one-document style: about 90% of its tokens
     build its prior, and `n_sentences` sentences (fixed seed) are drawn from the held-out rest. For each
     corpus, its held-out sentences are the positives and the other corpora's held-out sentences the
-    negatives; the sentence-level ROC AUC is reported. The base model scores every sentence once.
+    negatives; the sentence-level ROC AUC is reported, for `method` under "corpora" and for every method
+    under "by_method". The base model scores every sentence once.
     """
     from styles.ngrams import count_ngrams
     from styles.prior import StylePrior
@@ -439,16 +440,19 @@ def evaluate_auc(lm: Any, corpora: dict[str, str], *, n_sentences: int = 300, se
     scored = score_samples(lm, samples, progress=progress)
     report: dict[str, Any] = {"method": method,
                               "sentences_per_corpus": n_sentences, "seed": seed, "heldout_fraction": fraction,
-                              "corpora": {}}
+                              "corpora": {}, "by_method": {m: {} for m in METHODS}}
     for name, prior in priors.items():
-        pos: list[float] = []
-        neg: list[float] = []
-        model = BackoffModel(prior) if method == "backoff" else None
-        for s, (ctx, ids, base) in zip(samples, scored, strict=True):
-            v = sentence_score(style_logprobs(prior, ids, ctx, logp_base=base, method=method, model=model), base)
-            if v is not None:
-                (pos if s.corpus == name else neg).append(v)
-        report["corpora"][name] = {"auc": round(roc_auc(pos, neg), 4), "positives": len(pos), "negatives": len(neg),
-                                   "mean_heldout": round(float(np.mean(pos)), 4),
-                                   "mean_others": round(float(np.mean(neg)), 4)}
+        model = BackoffModel(prior)
+        for m in METHODS:  # every method on the same sentences and base log-probabilities, side by side
+            pos: list[float] = []
+            neg: list[float] = []
+            for s, (ctx, ids, base) in zip(samples, scored, strict=True):
+                v = sentence_score(style_logprobs(prior, ids, ctx, logp_base=base, method=m, model=model), base)
+                if v is not None:
+                    (pos if s.corpus == name else neg).append(v)
+            row = {"auc": round(roc_auc(pos, neg), 4), "positives": len(pos), "negatives": len(neg),
+                   "mean_heldout": round(float(np.mean(pos)), 4), "mean_others": round(float(np.mean(neg)), 4)}
+            report["by_method"][m][name] = row
+            if m == method:
+                report["corpora"][name] = row
     return report

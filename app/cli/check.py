@@ -116,7 +116,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.json:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
         return 0
-    print(f"{'corpus':<20}{'AUC':>8}{'held-out':>10}{'others':>8}")
+    methods = list(report["by_method"])
+    print(f"sentence-level AUC, held-out sentences of each corpus against the others' (method: {report['method']})")
+    print(f"{'corpus':<20}" + "".join(f"{m:>10}" for m in methods) + f"{'held-out':>10}{'others':>8}")
     for name, r in report["corpora"].items():
-        print(f"{name:<20}{r['auc']:>8.3f}{r['positives']:>10}{r['negatives']:>8}")
+        aucs = "".join(f"{report['by_method'][m][name]['auc']:>10.3f}" for m in methods)
+        print(f"{name:<20}{aucs}{r['positives']:>10}{r['negatives']:>8}")
     return 0

@@ -123,6 +123,7 @@ def test_evaluate_reports_an_auc_per_corpus(capsys, demo_lm, corpora_dir, tmp_pa
     assert code == 0, err
     report = json.loads(out)
     assert report["method"] == "backoff" and report["sentences_per_corpus"] == 4
+    assert set(report["by_method"]) == {"backoff", "prior"}
     assert set(report["corpora"]) == {"sherlock_holmes", "kjv_bible"}
     for r in report["corpora"].values():
         assert 0.0 <= r["auc"] <= 1.0 and r["positives"] == 4 and r["negatives"] == 4

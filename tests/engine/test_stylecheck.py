@@ -16,14 +16,19 @@ from styles.prior import StylePrior
 
 V = 12
 WORDS = {w: i for i, w in enumerate(["<unk>", "the", "dog", "ran", "home", "we", "sing", "loud", ".", "cat", "sat",
-                                     "far"])}
+                                     "\n"])}
 
 
 class TinyTokenizer:
     """HF-shaped: one token per word or punctuation mark, with character offsets."""
 
+    pad_token_id = None
+    def decode(self, ids):
+        names = {i: w for w, i in WORDS.items()}
+        return " ".join(names[i] for i in ids)
+
     def __call__(self, text, *, add_special_tokens=True, return_offsets_mapping=False):
-        spans = [m.span() for m in re.finditer(r"\w+|[^\w\s]", text)]
+        spans = [m.span() for m in re.finditer(r"\w+|[^\w\s]|\n", text)]
         out = {"input_ids": [WORDS.get(text[a:b], 0) for a, b in spans]}
         if return_offsets_mapping:
             out["offset_mapping"] = spans
@@ -97,7 +102,7 @@ def test_in_style_sentences_score_higher_on_a_tiny_prior(method):
     tok = TinyTokenizer()
     style_ids = tok("the dog ran home . the dog ran home . the cat sat .")["input_ids"] * 20
     lm = SimpleNamespace(tokenizer=tok, model=UniformModel(), context_length=64, device="cpu")
-    text = "we sing loud far .\n\nthe dog ran home .\n\nwe sing far loud ."
+    text = "we sing loud sat .\n\nthe dog ran home .\n\nwe sing sat loud ."
     result = sc.check_text(lm, prior_of(style_ids), text, method=method)
     scores = [s.score for s in result.sentences]
     assert len(scores) == 3 and all(s is not None for s in scores)
@@ -149,3 +154,19 @@ def test_sample_sentences_is_fixed_by_its_seed():
     assert a != sc.sample_sentences(text, 10, seed=4, context_chars=20)
     assert len(a) == 10 and all(s.sentence.endswith("words.") and len(s.context) <= 20 for s in a)
     assert len(sc.sample_sentences("Too short. Also short.", 10)) == 0
+
+
+def test_evaluate_auc_tells_two_tiny_corpora_apart():
+    tok = TinyTokenizer()
+    lm = SimpleNamespace(tokenizer=tok, model=UniformModel(), context_length=64, device="cpu", vocab_size=V,
+                         fingerprint="tiny")
+    corpora = {"dogs": "the dog ran home .\n\n" * 60 + "the cat ran home .\n\n" * 20,
+               "song": "we sing loud we sing .\n\n" * 60 + "we sing loud sat .\n\n" * 20}
+    report = sc.evaluate_auc(lm, corpora, n_sentences=5, seed=1)
+    assert report["method"] == sc.DEFAULT_METHOD and set(report["by_method"]) == set(sc.METHODS)
+    for m in sc.METHODS:
+        for name in corpora:
+            r = report["by_method"][m][name]
+            assert r["auc"] == 1.0 and r["positives"] == 5 and r["negatives"] == 5
+            assert r["mean_heldout"] > r["mean_others"]
+    assert report["corpora"] == report["by_method"][sc.DEFAULT_METHOD]
