@@ -398,6 +398,24 @@ class FakeBackend:
         return TuneResult(style=style, mode=params.mode, margin=params.margin,
                           rows=[], proposed_lam=0.1, pareto=[])
 
+    def check_style(self, style: str, text: str, *, cancel: threading.Event) -> Any:
+        """engine.stylecheck's result shape: a word of the fake style (_WORDS) scores +1, any other word -1."""
+        import numpy as np
+
+        from engine.stylecheck import CheckResult, TokenScore, encode, sentence_scores, split_sentences
+
+        self._touch("check_style")
+        self._check_ready(SteerParams(style=style))
+        time.sleep(self.options.token_delay_s)
+        if cancel.is_set():
+            raise Cancelled()
+        ids, offsets = encode(WordTokenizer(), text)
+        scores = np.array([np.nan if not text[a:b].strip() or not text[a].isalnum()
+                           else (1.0 if text[a:b].lower() in _WORDS else -1.0) for a, b in offsets])
+        tokens = [TokenScore(a, b, t, 0.0, 0.0, float(v) if np.isfinite(v) else None)
+                  for (a, b), t, v in zip(offsets, ids, scores, strict=True)]
+        return CheckResult(text, tokens, sentence_scores(split_sentences(text), offsets, scores), "fake")
+
 
 class WordTokenizer:
     """HF-shaped: one token per run of word characters or of anything else, with offsets."""

@@ -1,4 +1,4 @@
-"""The `stylesteer` subcommands (generate, styles, sweep, bench, session); never imports Qt."""
+"""The `stylesteer` subcommands (generate, styles, sweep, bench, session, check); never imports Qt."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from app.cli.common import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app.cli import bench, generate, library, session, sweep
+    from app.cli import bench, check, generate, library, session, sweep
 
     parser = argparse.ArgumentParser(
         prog="stylesteer",
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.register(sub)
     session.register(sub)
     bench.register(sub)
+    check.register(sub)
     # Listed for --help; `stylesteer gui` is dispatched by app.main before this parser runs.
     gui = sub.add_parser("gui", help="open the app (the default with no command)")
     gui.add_argument("--model", default=None, help="model to load at start (default: the demo model)")

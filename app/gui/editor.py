@@ -165,6 +165,7 @@ class Editor(QPlainTextEdit):
         self._legend: tuple[palette.Scale, str] | None = None
         self._dark = False
         self._hovered: TokenRef | None = None
+        self._overlay: list[QTextEdit.ExtraSelection] = []  # another view's marks (the style check's tints)
         self._ours = False  # True while we edit the document ourselves
         self.cursorPositionChanged.connect(self._on_cursor_moved)
         # Connected before the highlighter's own handler, so spans move before it repaints.
@@ -575,9 +576,17 @@ class Editor(QPlainTextEdit):
                 return t
         return None
 
+    def set_overlay(self, selections: list[QTextEdit.ExtraSelection]) -> None:
+        """Marks another view lays over the text (drawn under the hovered token's underline, never saved)."""
+        self._overlay = list(selections)
+        self._refresh_tints()
+
+    def overlay(self) -> list[QTextEdit.ExtraSelection]:
+        return list(self._overlay)
+
     def _refresh_tints(self) -> None:
-        """The hovered token's underline: the one ExtraSelection (tints are the highlighter's)."""
-        selections = []
+        """The overlay, then the hovered token's underline (generated tokens' tints are the highlighter's)."""
+        selections = list(self._overlay)
         ref = self._hovered
         if ref is not None and ref.end > ref.start:
             sel = QTextEdit.ExtraSelection()

@@ -61,6 +61,7 @@ SHORTCUTS = (
     ("Alt+[ / Alt+]", "Earlier / later suggestion at the same place"),
     ("Ctrl+Shift+C", "Compare baseline and steered"),
     ("Ctrl+Shift+M", "Choose the model"),
+    ("Ctrl+Shift+K", "Check the selection (or the text) against the style"),
     ("Ctrl+I", "Import files into a style"),
     ("Ctrl+F / Ctrl+H", "Find, find and replace (F3 / Shift+F3: next, previous)"),
     ("Ctrl+N / Ctrl+O / Ctrl+S", "New, open, save"),
@@ -113,6 +114,7 @@ class MainWindow(QMainWindow):
 
         self._build_editor()
         self._build_panels(interactive)
+        self._build_style_check()
         self._build_compare()
         self._build_status_bar()
         self._build_menus()
@@ -178,6 +180,23 @@ class MainWindow(QMainWindow):
         self.sessions = SessionKeeper(self, self)
         self.doc.textReplaced.connect(self.sessions.document_replaced)
         self.doc.saved.connect(self.sessions.document_saved)
+
+    def _build_style_check(self) -> None:
+        from app.gui.style_check import StyleCheck, StyleCheckPanel
+
+        self.check_panel = StyleCheckPanel()
+        self.check_dock = self._dock("Style Check", self.check_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.tune_dock, self.check_dock)
+        self.inspector_dock.raise_()
+        self.style_check = StyleCheck(self.worker, self.editor, self.check_panel, self.show_error)
+
+    def check_style(self) -> int | None:
+        """Tools ▸ Check Style: score the selection (or the text) against the active style."""
+        job = self.style_check.run(self.styles.active())
+        if job is not None:
+            self.check_dock.show()
+            self.check_dock.raise_()
+        return job
 
     def _build_compare(self) -> None:
         self.compare_view = CompareView()
@@ -289,6 +308,8 @@ class MainWindow(QMainWindow):
         self._action(t, "Full λ &Sweep (paper protocol)…", self.open_sweep,
                      tip="Decode the paper's prompts at every λ for the active style; results and figures")
         self._build_spelling(t)
+        self.check_action = self._action(t, "Check Style", self.check_style, "Ctrl+Shift+K",
+                                         "Tint the selection (or the whole text) by how much it reads like the style")
         m = mb.addMenu("&Model")
         self._action(m, "&Choose Model…", self.choose_model, "Ctrl+Shift+M")
         self.cancel_load_action = self._action(m, "Cancel &Loading", self.cancel_load)
@@ -342,7 +363,8 @@ class MainWindow(QMainWindow):
                      tip="Phrases never to write, and phrases to favour or avoid, in every document")
 
     def _build_view_menu(self, v: QMenu) -> None:
-        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.session_dock):
+        for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.session_dock,
+                     self.check_dock):
             v.addAction(dock.toggleViewAction())
         v.addSeparator()
         self.tints_action = QAction("Show Token &Tints", self, checkable=True)

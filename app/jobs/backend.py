@@ -186,6 +186,9 @@ class Backend(Protocol):
              cancel: threading.Event) -> Any: ...
     def sweep(self, style: str, params: SweepParams, *, progress: ProgressFn,
               cancel: threading.Event) -> str: ...
+    def check_style(self, style: str, text: str, *, cancel: threading.Event) -> Any:
+        """engine.stylecheck.CheckResult: how much each token and sentence of `text` reads like the style."""
+        ...
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:

@@ -333,6 +333,17 @@ class RealBackend:
             self._prefix = PrefixCache()
         return self._prefix
 
+    def check_style(self, style: str, text: str, *, cancel: threading.Event) -> Any:
+        """Score `text` against the style (engine.stylecheck.check_text)."""
+        from engine.stylecheck import check_text
+
+        lm = self._need_model("check a style")
+        prior = self.prior(style)
+        result = check_text(lm, prior, text, cancel=cancel.is_set)
+        if cancel.is_set():
+            raise Cancelled()
+        return result
+
     def set_lam(self, lam: float) -> None:
         proc = self._processor  # read once: the worker may swap it
         if proc is not None:
