@@ -53,16 +53,18 @@ class LoadedModel:
     context_length: int
     vocab_size: int
     notices: list[str] = field(default_factory=list)
+    precision: str = "fp32"  # on the CPU: fp32, bf16 or int8 (engine.precision)
 
     def memory_bytes(self) -> int:
         """Bytes held by the weights (and on CUDA, everything the process allocated)."""
         if self.device.type == "cuda":
             return int(torch.cuda.memory_allocated(self.device))
-        return int(sum(p.numel() * p.element_size() for p in self.model.parameters())
-                   + sum(b.numel() * b.element_size() for b in self.model.buffers()))
+        from engine.precision import weight_bytes
+
+        return weight_bytes(self.model)
 
     def describe(self) -> str:
-        dtype = str(self.dtype).replace("torch.", "")
+        dtype = self.precision if self.precision != "fp32" else str(self.dtype).replace("torch.", "")
         quant = f" · {self.quantization}" if self.quantization else ""
         return f"{self.name} · {self.device.type} · {dtype}{quant} · {self.memory_bytes() / 2**20:.0f} MB"
 
@@ -282,12 +284,21 @@ def _quantization_config(quantize: str | None, device: torch.device, dtype: torc
 
 def load_model(spec: str | None = None, *, device: str | None = None, quantize: str | None = None,
                progress: Progress | None = None, cancel: threading.Event | None = None,
-               notify: Notify | None = None) -> LoadedModel:
+               notify: Notify | None = None, precision: str | None = None) -> LoadedModel:
     """Load tokenizer and weights; report progress; raise ModelLoadError with a clear message on failure.
 
-    A CUDA out-of-memory error falls back to the CPU (said through `notify`).
+    A CUDA out-of-memory error falls back to the CPU (said through `notify`). `precision` (CPU only):
+    fp32 (the default), bf16, int8, or auto (engine.precision: measured once, then cached).
     """
     from transformers import AutoModelForCausalLM
+
+    from engine.precision import PrecisionError, check_available, parse_precision
+
+    try:
+        wanted = parse_precision(precision)
+        check_available(wanted)
+    except PrecisionError as exc:
+        raise ModelLoadError(str(exc)) from None
 
     notices: list[str] = []
 
@@ -300,6 +311,9 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     stage("resolving the model", 0.0)
     dev = pick_device(device)
     dtype = _dtype_for(dev)
+    if wanted not in ("fp32", "auto") and (dev.type != "cpu" or quantize not in (None, "", "none")):
+        raise ModelLoadError(f"--precision {wanted} is for the CPU; on {dev.type} "
+                             f"{'with --quantize ' if quantize else ''}leave it at auto or fp32")
     qconfig = _quantization_config(quantize, dev, dtype)
     name, source, gguf = _resolve(spec, stage, say)
     stage("loading the tokenizer", 0.7 if gguf is None else 0.2)
@@ -326,8 +340,10 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
             dev, dtype = torch.device("cpu"), torch.float32
             model.to(dev, dtype=dtype)
     model.eval()
+    chosen = "fp32"
     if dev.type == "cpu" and qconfig is None:
         _column_major_linears(model)
+        chosen = _apply_precision(model, tokenizer, wanted, f"{name} | {source} | {fingerprint or ''}", stage, say)
     if getattr(model.generation_config, "pad_token_id", None) is None and tokenizer.eos_token_id is not None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
     context_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
@@ -336,7 +352,25 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
                        dtype=next(model.parameters()).dtype if qconfig is None else dtype,
                        quantization=quantize if qconfig is not None else None,
                        fingerprint=fingerprint or tokenizer_fingerprint(tokenizer), context_length=context_length,
-                       vocab_size=int(model.config.vocab_size), notices=notices)
+                       vocab_size=int(model.config.vocab_size), notices=notices, precision=chosen)
+
+
+def _apply_precision(model: Any, tokenizer: Any, wanted: str, key: str, stage: _Stages, say: Notify) -> str:
+    """Convert the loaded fp32 CPU model in place to `wanted` (auto: measured or cached); -> the precision."""
+    from engine import precision as prec
+
+    if wanted == "auto":
+        params = sum(p.numel() for p in model.parameters())
+        found = prec.cached_choice(f"{key} | {params}")
+        if found is None:
+            stage("choosing the fastest precision (once for this model)", 0.92)
+            found, _ = prec.auto_precision(model, tokenizer, f"{key} | {params}")
+            say(f"precision auto: {found} measured fastest at fp32's quality on this machine (remembered)")
+        wanted = found
+    if wanted != "fp32":
+        stage(f"converting the weights to {wanted}", 0.95)
+        prec.convert(model, wanted)
+    return wanted
 
 
 class _BatchAwareHead(torch.nn.Module):
