@@ -1,10 +1,11 @@
-"""Weight precision on the CPU: fp32, bf16 or int8 (weight int8, activations quantized per call).
+"""Weight precision on the CPU: fp32, bf16 or int8 (int8 weights, bf16 activations).
 
-int8 swaps every Linear but the output head for torch's dynamically quantized Linear (per output
-channel weight scales; fbgemm/x86 kernels with VNNI/AMX), 3-4x faster per matrix-vector product
-than fp32 on an AVX-512 CPU. bf16 casts the weights, and is offered only where the CPU has bf16
-instructions (AVX-512-BF16 or AMX): elsewhere bf16 matmuls are slower than fp32. The logits are
-cast to float32 before steering, JS and the metrics (engine.decode), whatever the weights are.
+int8 swaps every Linear but the output head for Int8Linear (per output row weight scales, torch's
+weight-only int8 kernel), about 2.7x faster per matrix-vector product than fp32 on an AVX-512 CPU
+with bf16 instructions, at a quarter of the weight memory. bf16 casts the weights, and is offered
+only where the CPU has bf16 instructions (AVX-512-BF16 or AMX): elsewhere bf16 matmuls are slower
+than fp32. The logits are cast to float32 before steering, JS and the metrics (engine.decode),
+whatever the weights are.
 
 `auto` measures, once per model and machine, the greedy agreement with fp32 and the speed of each
 precision this CPU has, on a few short prompts, and keeps the fastest that agrees with fp32 well
@@ -18,7 +19,6 @@ import json
 import os
 import platform
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +81,8 @@ def cpu_has_bf16() -> bool:
 
 
 def cpu_has_int8() -> bool:
-    """Whether torch's quantized CPU kernels (fbgemm / x86) are built in."""
-    return bool({"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines))
+    """Whether this torch build has the weight-only int8 matmul kernel."""
+    return hasattr(torch.ops.aten, "_weight_int8pack_mm")
 
 
 def cpu_precisions() -> list[str]:
@@ -102,7 +102,7 @@ def check_available(precision: str) -> None:
     if precision == "bf16":
         raise PrecisionError("--precision bf16 needs a CPU with AVX-512-BF16 or AMX (bf16 would be slower than "
                              "fp32 here); use fp32 or int8")
-    raise PrecisionError("--precision int8 needs torch's quantized CPU kernels (fbgemm), missing from this build")
+    raise PrecisionError("--precision int8 needs torch's int8 weight kernel (torch 2.3 or later); use fp32")
 
 
 def _owner(model: torch.nn.Module, dotted: str) -> tuple[torch.nn.Module, str]:
@@ -110,25 +110,52 @@ def _owner(model: torch.nn.Module, dotted: str) -> tuple[torch.nn.Module, str]:
     return (model.get_submodule(parent_name) if parent_name else model), child
 
 
+class Int8Linear(torch.nn.Module):
+    """A Linear with int8 weights (one bf16 scale per output row); activations stay in bf16.
+
+    One row (a decoding step) runs torch's weight-only int8 kernel; several rows (a prefill, compare
+    mode) multiply against the weights de-quantized to bf16 for that call, which the rows amortize.
+    Only the weights are quantized: activation outliers (which dynamic int8 quantization rounds away,
+    tripling the demo model's perplexity) keep bf16's range.
+    """
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        with torch.no_grad():
+            w = linear.weight.detach().float()
+            scales = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+            q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+        self.qweight: torch.Tensor
+        self.scales: torch.Tensor
+        self.register_buffer("qweight", q)
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+        self.bias = linear.bias
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
+        if rows.shape[0] == 1:
+            out = torch.ops.aten._weight_int8pack_mm(rows, self.qweight, self.scales)
+        else:
+            out = torch.nn.functional.linear(rows, self.qweight.to(torch.bfloat16) * self.scales[:, None])
+        out = out.to(x.dtype)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.reshape(*x.shape[:-1], self.out_features)
+
+
 def _to_int8(model: Any) -> None:
-    """Every Linear but the output head -> dynamically quantized int8 Linear, one at a time (in place).
+    """Every Linear but the output head -> Int8Linear, one at a time (in place).
 
     Each fp32 weight is released as soon as its module is swapped, so the peak is the fp32 model
-    plus one layer's int8 weights, never two full copies.
+    plus one layer's int8 weights, never two full copies. The head stays fp32: the logits steer.
     """
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     names = [n for n, m in model.named_modules()
              if isinstance(m, torch.nn.Linear) and m is not head and m.weight.dim() == 2]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao's deprecation notices: the kernels are what we measured
-        for name in names:
-            parent, child = _owner(model, name)
-            linear = getattr(parent, child)
-            linear.qconfig = per_channel_dynamic_qconfig
-            setattr(parent, child, DynamicLinear.from_float(linear))
+    for name in names:
+        parent, child = _owner(model, name)
+        setattr(parent, child, Int8Linear(getattr(parent, child)))
 
 
 def _to_bf16(model: torch.nn.Module) -> None:
@@ -171,24 +198,13 @@ def convert(model: Any, precision: str, *, keep_original: bool = False) -> Any:
 
 
 def weight_bytes(model: torch.nn.Module) -> int:
-    """Bytes held by the weights, the int8 Linears' packed weights and scales included."""
+    """Bytes held by the weights (parameters and buffers, the int8 weights and scales included; ties once)."""
     seen: set[int] = set()
     total = 0
     for t in list(model.parameters()) + list(model.buffers()):
         if id(t) not in seen:
             seen.add(id(t))
             total += t.numel() * t.element_size()
-    m: Any
-    for m in model.modules():
-        packed = getattr(m, "_packed_params", None)
-        if packed is not None and callable(getattr(m, "weight", None)):
-            w = m.weight()
-            total += w.numel() * w.element_size()
-            if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
-                total += w.q_per_channel_scales().numel() * 8 + w.q_per_channel_zero_points().numel() * 8
-            bias = m.bias()
-            if bias is not None:
-                total += bias.numel() * bias.element_size()
     return total
 
 
@@ -196,13 +212,16 @@ def weight_bytes(model: torch.nn.Module) -> int:
 
 def greedy_ids(model: Any, prompt_ids: list[int], tokens: int) -> list[int]:
     """`tokens` greedy token ids after `prompt_ids`, with the KV cache."""
+    from transformers import DynamicCache
+
+    from engine.decode import _cache_keyword
+
     ids = torch.tensor([prompt_ids], dtype=torch.long)
     out: list[int] = []
-    past = None
+    cache = {_cache_keyword(model): DynamicCache(config=model.config)}
     with torch.inference_mode():
         for _ in range(tokens):
-            res = model(input_ids=ids, past_key_values=past, use_cache=True, logits_to_keep=1)
-            past = res.past_key_values
+            res = model(input_ids=ids, use_cache=True, logits_to_keep=1, **cache)
             token = int(res.logits[0, -1].float().argmax())
             out.append(token)
             ids = torch.tensor([[token]], dtype=torch.long)
