@@ -35,6 +35,8 @@ AUTO_TOKENS = 12
 # Teacher-forced top-1 agreement with fp32 a precision needs for `auto` to choose it.
 AUTO_MIN_AGREEMENT = 0.9
 CACHE_FILE = "precision.json"
+# Int8Linear: up to this many rows run the int8 kernel row by row, more the bf16 matmul.
+ROW_KERNEL_MAX = 4
 
 
 class PrecisionError(ValueError):
@@ -113,8 +115,9 @@ def _owner(model: torch.nn.Module, dotted: str) -> tuple[torch.nn.Module, str]:
 class Int8Linear(torch.nn.Module):
     """A Linear with int8 weights (one bf16 scale per output row); activations stay in bf16.
 
-    One row (a decoding step) runs torch's weight-only int8 kernel; several rows (a prefill, compare
-    mode) multiply against the weights de-quantized to bf16 for that call, which the rows amortize.
+    A few rows (a decoding step, compare mode) run torch's weight-only int8 kernel row by row (it is
+    a matrix-vector kernel: 8 rows at once take 80x one row's time); more (a prefill) multiply against
+    the weights cast to bf16 for that call, which the rows amortize.
     Only the weights are quantized: activation outliers (which dynamic int8 quantization rounds away,
     tripling the demo model's perplexity) keep bf16's range.
     """
@@ -134,10 +137,11 @@ class Int8Linear(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16)
-        if rows.shape[0] == 1:
-            out = torch.ops.aten._weight_int8pack_mm(rows, self.qweight, self.scales)
-        else:
-            out = torch.nn.functional.linear(rows, self.qweight.to(torch.bfloat16) * self.scales[:, None])
+        if rows.shape[0] <= ROW_KERNEL_MAX:  # the kernel is a matrix-vector product: one call per row
+            out = torch.cat([torch.ops.aten._weight_int8pack_mm(rows[i:i + 1], self.qweight, self.scales)
+                             for i in range(rows.shape[0])])
+        else:  # scale the outputs, not the weights: one cast of the weights per call, no multiply over them
+            out = torch.nn.functional.linear(rows, self.qweight.to(torch.bfloat16)) * self.scales
         out = out.to(x.dtype)
         if self.bias is not None:
             out = out + self.bias
