@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import socket
@@ -319,8 +320,16 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     stage("loading the tokenizer", 0.7 if gguf is None else 0.2)
     tokenizer, fingerprint = _load_tokenizer(name, source, gguf)
     kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    key = f"{name} | {source} | {fingerprint or ''}"
+    if dev.type == "cpu" and qconfig is None and wanted == "auto":
+        from engine.precision import cached_choice
+
+        wanted = cached_choice(key) or "auto"
+    # A bf16 checkpoint bound for bf16 or int8 loads as bf16: never a full fp32 copy in memory.
+    load_dtype = torch.bfloat16 if (dev.type == "cpu" and qconfig is None and wanted in ("bf16", "int8")
+                                    and gguf is None and _checkpoint_dtype(source) == "bfloat16") else dtype
     stage("loading the weights", 0.75 if gguf is None else 0.3)
-    load_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype, low_cpu_mem_usage=True)
+    load_kwargs: dict[str, Any] = dict(kwargs, dtype=load_dtype, low_cpu_mem_usage=True)
     if qconfig is not None:
         load_kwargs.update(quantization_config=qconfig, device_map={"": dev.index or 0})
     try:
@@ -341,9 +350,18 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
             model.to(dev, dtype=dtype)
     model.eval()
     chosen = "fp32"
-    if dev.type == "cpu" and qconfig is None:
+    if dev.type == "cpu" and qconfig is None and load_dtype == torch.bfloat16:
+        from engine.precision import convert, float_rest
+
+        chosen = wanted
+        stage(f"converting the weights to {wanted}", 0.95)
+        convert(model, wanted)
+        if wanted == "int8":
+            float_rest(model)  # embeddings, norms and the head back to fp32, as from an fp32 load
+            _column_major_linears(model)
+    elif dev.type == "cpu" and qconfig is None:
         _column_major_linears(model)
-        chosen = _apply_precision(model, tokenizer, wanted, f"{name} | {source} | {fingerprint or ''}", stage, say)
+        chosen = _apply_precision(model, tokenizer, wanted, key, stage, say)
     if getattr(model.generation_config, "pad_token_id", None) is None and tokenizer.eos_token_id is not None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
     context_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
@@ -360,13 +378,9 @@ def _apply_precision(model: Any, tokenizer: Any, wanted: str, key: str, stage: _
     from engine import precision as prec
 
     if wanted == "auto":
-        params = sum(p.numel() for p in model.parameters())
-        found = prec.cached_choice(f"{key} | {params}")
-        if found is None:
-            stage("choosing the fastest precision (once for this model)", 0.92)
-            found, _ = prec.auto_precision(model, tokenizer, f"{key} | {params}")
-            say(f"precision auto: {found} measured fastest at fp32's quality on this machine (remembered)")
-        wanted = found
+        stage("choosing the fastest precision (once for this model)", 0.92)
+        wanted, _ = prec.auto_precision(model, tokenizer, key)
+        say(f"precision auto: {wanted} measured fastest at fp32's quality on this machine (remembered)")
     if wanted != "fp32":
         stage(f"converting the weights to {wanted}", 0.95)
         prec.convert(model, wanted)
@@ -424,6 +438,26 @@ def _column_major_linears(model: Any) -> None:
     head = model.get_output_embeddings()
     if isinstance(head, torch.nn.Linear):
         model.set_output_embeddings(_BatchAwareHead(head))
+
+
+def _checkpoint_dtype(source: str) -> str | None:
+    """The dtype a model folder's (or cached hub model's) config.json says its weights are stored in."""
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - transformers depends on it
+            return None
+        found = try_to_load_from_cache(source, "config.json") if _looks_like_hub_id(source) else None
+        if not isinstance(found, str):
+            return None
+        path = Path(found)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("dtype") or config.get("torch_dtype") if isinstance(config, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _prefer_safetensors(source: str) -> bool | None:

@@ -181,6 +181,22 @@ def _to_bf16(model: torch.nn.Module) -> None:
         config.dtype = torch.bfloat16
 
 
+def float_rest(model: torch.nn.Module) -> None:
+    """Every floating parameter outside the int8 Linears -> fp32, one at a time (in place); ties survive."""
+    done: dict[int, torch.nn.Parameter] = {}
+    with torch.no_grad():
+        for module in model.modules():
+            for key, p in list(module._parameters.items()):
+                if p is None or not p.is_floating_point() or p.dtype == torch.float32:
+                    continue
+                if id(p) not in done:
+                    done[id(p)] = torch.nn.Parameter(p.detach().float(), requires_grad=False)
+                module._parameters[key] = done[id(p)]
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.dtype = torch.float32
+
+
 def convert(model: Any, precision: str, *, keep_original: bool = False) -> Any:
     """`model` in `precision` (fp32: unchanged). In place, unless `keep_original`: then a new model
     that shares every tensor the conversion leaves alone (norms, embeddings of int8), costing only
