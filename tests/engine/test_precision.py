@@ -96,3 +96,41 @@ def test_auto_measures_once_and_reuses_the_cache(monkeypatch) -> None:
     again = load_model("demo", device="cpu", precision="auto")
     assert again.precision == lm.precision
     assert not any("precision auto" in n for n in again.notices)
+
+
+def _tiny_bf16_llama(folder) -> None:
+    """A 2-layer Llama with TinyLlama's tokenizer, stored in bf16 like TinyLlama."""
+    import shutil
+    from pathlib import Path
+
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = Path(__file__).resolve().parents[3] / "shared" / "tinyllama-like" / "tokenizer"
+    if not tokenizer.is_dir():
+        pytest.skip("../shared/tinyllama-like is not beside the checkout")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32000, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(folder)
+    for f in tokenizer.iterdir():
+        shutil.copy(f, folder / f.name)
+
+
+def test_a_bf16_checkpoint_loads_to_int8_without_an_fp32_copy(tmp_path) -> None:
+    folder = tmp_path / "tiny"
+    _tiny_bf16_llama(folder)
+    from engine.models import _checkpoint_dtype
+
+    assert _checkpoint_dtype(str(folder)) == "bfloat16"  # so the weights load as bf16, then convert
+    direct = load_model(str(folder), device="cpu", precision="int8")
+    assert direct.precision == "int8" and "int8" in direct.describe()
+    assert any(isinstance(m, prec.Int8Linear) for m in direct.model.modules())
+    assert direct.model.get_input_embeddings().weight.dtype == torch.float32  # the rest is fp32, as from fp32
+    via_fp32 = load_model(str(folder), device="cpu")
+    via_fp32.model = prec.convert(via_fp32.model, "int8")
+    ids = torch.tensor([direct.tokenizer("Hello there, my friend")["input_ids"]])
+    with torch.inference_mode():
+        a, b = direct.model(input_ids=ids).logits, via_fp32.model(input_ids=ids).logits
+    assert a.dtype == torch.float32 and torch.equal(a, b)
+    bf16 = load_model(str(folder), device="cpu", precision="bf16")
+    assert bf16.precision == "bf16" and bf16.dtype == torch.bfloat16
