@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         print("stylesteer: sample corpora not found; the style is built from a short text instead", file=sys.stderr)
     log = (lambda _s: None) if args.json else (lambda s: print(f"  {s}", file=sys.stderr))
     precisions = _parse_precisions(args.precisions) if not args.ttft_only else []
-    wanted = args.precision
+    wanted = _checked_precision(args.precision)
     if precisions:  # compared beside fp32; the rest of the benchmark then runs at --precision
         args.precision = "fp32"
     lm = load_model_for_cli(args)
@@ -71,10 +71,12 @@ def run(args: argparse.Namespace) -> int:
 
         precision_result = run_precision_bench(lm, precisions, tokens=args.tokens, repeats=args.repeats,
                                                corpora_dir=corpora, log=log)
-        chosen = precision_result["best"] if wanted == "auto" else (wanted or "fp32")
-        if chosen != "fp32":
-            from engine.precision import convert
+        from engine.precision import choose, convert
 
+        measured = {p: {"tps": precision_result["tps"][p], "agreement": precision_result["agreement"][p]}
+                    for p in precision_result["precisions"]}
+        chosen = choose(measured) if wanted == "auto" else (wanted or "fp32")
+        if chosen != "fp32":
             lm.model = convert(lm.model, chosen)
             lm.precision, lm.dtype = chosen, next(lm.model.parameters()).dtype
     if args.context > lm.context_length - 1:
@@ -118,6 +120,18 @@ def run(args: argparse.Namespace) -> int:
         for name, v in result["styles"].items():
             print(f"  {name:<40}{'-' if v is None else format(v, '.4g')}")
     return 0
+
+
+def _checked_precision(value: str | None) -> str | None:
+    """--precision, checked here because the comparison loads fp32 whatever it says."""
+    from engine.precision import PrecisionError, check_available, parse_precision
+
+    try:
+        if value is not None:
+            check_available(parse_precision(value))
+    except PrecisionError as exc:
+        raise UserError(str(exc)) from None
+    return value
 
 
 def _parse_precisions(value: str | None) -> list[str]:

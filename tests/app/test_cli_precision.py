@@ -17,6 +17,7 @@ def _one_line(err: str) -> str:
 
 @pytest.mark.parametrize("argv", [
     ["bench", "--ttft-only", "--precision", "fp16"],
+    ["bench", "--precisions", "fp32,int8", "--precision", "fp16"],
     ["generate", "--model", "/nonexistent/model", "--precision", "int4", "Once upon a time"],
 ])
 def test_a_bad_precision_is_one_line(capsys, argv: list[str]) -> None:
