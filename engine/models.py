@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import socket
@@ -53,16 +54,18 @@ class LoadedModel:
     context_length: int
     vocab_size: int
     notices: list[str] = field(default_factory=list)
+    precision: str = "fp32"  # on the CPU: fp32, bf16 or int8 (engine.precision)
 
     def memory_bytes(self) -> int:
         """Bytes held by the weights (and on CUDA, everything the process allocated)."""
         if self.device.type == "cuda":
             return int(torch.cuda.memory_allocated(self.device))
-        return int(sum(p.numel() * p.element_size() for p in self.model.parameters())
-                   + sum(b.numel() * b.element_size() for b in self.model.buffers()))
+        from engine.precision import weight_bytes
+
+        return weight_bytes(self.model)
 
     def describe(self) -> str:
-        dtype = str(self.dtype).replace("torch.", "")
+        dtype = self.precision if self.precision != "fp32" else str(self.dtype).replace("torch.", "")
         quant = f" · {self.quantization}" if self.quantization else ""
         return f"{self.name} · {self.device.type} · {dtype}{quant} · {self.memory_bytes() / 2**20:.0f} MB"
 
@@ -282,12 +285,21 @@ def _quantization_config(quantize: str | None, device: torch.device, dtype: torc
 
 def load_model(spec: str | None = None, *, device: str | None = None, quantize: str | None = None,
                progress: Progress | None = None, cancel: threading.Event | None = None,
-               notify: Notify | None = None) -> LoadedModel:
+               notify: Notify | None = None, precision: str | None = None) -> LoadedModel:
     """Load tokenizer and weights; report progress; raise ModelLoadError with a clear message on failure.
 
-    A CUDA out-of-memory error falls back to the CPU (said through `notify`).
+    A CUDA out-of-memory error falls back to the CPU (said through `notify`). `precision` (CPU only):
+    fp32 (the default), bf16, int8, or auto (engine.precision: measured once, then cached).
     """
     from transformers import AutoModelForCausalLM
+
+    from engine.precision import PrecisionError, check_available, parse_precision
+
+    try:
+        wanted = parse_precision(precision)
+        check_available(wanted)
+    except PrecisionError as exc:
+        raise ModelLoadError(str(exc)) from None
 
     notices: list[str] = []
 
@@ -300,13 +312,24 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
     stage("resolving the model", 0.0)
     dev = pick_device(device)
     dtype = _dtype_for(dev)
+    if wanted not in ("fp32", "auto") and (dev.type != "cpu" or quantize not in (None, "", "none")):
+        raise ModelLoadError(f"--precision {wanted} is for the CPU; on {dev.type} "
+                             f"{'with --quantize ' if quantize else ''}leave it at auto or fp32")
     qconfig = _quantization_config(quantize, dev, dtype)
     name, source, gguf = _resolve(spec, stage, say)
     stage("loading the tokenizer", 0.7 if gguf is None else 0.2)
     tokenizer, fingerprint = _load_tokenizer(name, source, gguf)
     kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
+    key = f"{name} | {source} | {fingerprint or ''}"
+    if dev.type == "cpu" and qconfig is None and wanted == "auto":
+        from engine.precision import cached_choice
+
+        wanted = cached_choice(key) or "auto"
+    # A bf16 checkpoint bound for bf16 or int8 loads as bf16: never a full fp32 copy in memory.
+    load_dtype = torch.bfloat16 if (dev.type == "cpu" and qconfig is None and wanted in ("bf16", "int8")
+                                    and gguf is None and _checkpoint_dtype(source) == "bfloat16") else dtype
     stage("loading the weights", 0.75 if gguf is None else 0.3)
-    load_kwargs: dict[str, Any] = dict(kwargs, dtype=dtype, low_cpu_mem_usage=True)
+    load_kwargs: dict[str, Any] = dict(kwargs, dtype=load_dtype, low_cpu_mem_usage=True)
     if qconfig is not None:
         load_kwargs.update(quantization_config=qconfig, device_map={"": dev.index or 0})
     try:
@@ -326,8 +349,19 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
             dev, dtype = torch.device("cpu"), torch.float32
             model.to(dev, dtype=dtype)
     model.eval()
-    if dev.type == "cpu" and qconfig is None:
+    chosen = "fp32"
+    if dev.type == "cpu" and qconfig is None and load_dtype == torch.bfloat16:
+        from engine.precision import convert, float_rest
+
+        chosen = wanted
+        stage(f"converting the weights to {wanted}", 0.95)
+        convert(model, wanted)
+        if wanted == "int8":
+            float_rest(model)  # embeddings, norms and the head back to fp32, as from an fp32 load
+            _column_major_linears(model)
+    elif dev.type == "cpu" and qconfig is None:
         _column_major_linears(model)
+        chosen = _apply_precision(model, tokenizer, wanted, key, stage, say)
     if getattr(model.generation_config, "pad_token_id", None) is None and tokenizer.eos_token_id is not None:
         model.generation_config.pad_token_id = tokenizer.eos_token_id
     context_length = int(getattr(model.config, "max_position_embeddings", 2048) or 2048)
@@ -336,7 +370,21 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
                        dtype=next(model.parameters()).dtype if qconfig is None else dtype,
                        quantization=quantize if qconfig is not None else None,
                        fingerprint=fingerprint or tokenizer_fingerprint(tokenizer), context_length=context_length,
-                       vocab_size=int(model.config.vocab_size), notices=notices)
+                       vocab_size=int(model.config.vocab_size), notices=notices, precision=chosen)
+
+
+def _apply_precision(model: Any, tokenizer: Any, wanted: str, key: str, stage: _Stages, say: Notify) -> str:
+    """Convert the loaded fp32 CPU model in place to `wanted` (auto: measured or cached); -> the precision."""
+    from engine import precision as prec
+
+    if wanted == "auto":
+        stage("choosing the fastest precision (once for this model)", 0.92)
+        wanted, _ = prec.auto_precision(model, tokenizer, key)
+        say(f"precision auto: {wanted} measured fastest at fp32's quality on this machine (remembered)")
+    if wanted != "fp32":
+        stage(f"converting the weights to {wanted}", 0.95)
+        prec.convert(model, wanted)
+    return wanted
 
 
 class _BatchAwareHead(torch.nn.Module):
@@ -390,6 +438,26 @@ def _column_major_linears(model: Any) -> None:
     head = model.get_output_embeddings()
     if isinstance(head, torch.nn.Linear):
         model.set_output_embeddings(_BatchAwareHead(head))
+
+
+def _checkpoint_dtype(source: str) -> str | None:
+    """The dtype a model folder's (or cached hub model's) config.json says its weights are stored in."""
+    path = Path(source) / "config.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - transformers depends on it
+            return None
+        found = try_to_load_from_cache(source, "config.json") if _looks_like_hub_id(source) else None
+        if not isinstance(found, str):
+            return None
+        path = Path(found)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    value = config.get("dtype") or config.get("torch_dtype") if isinstance(config, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _prefer_safetensors(source: str) -> bool | None:

@@ -17,6 +17,8 @@ DEFAULT_LAM = 0.3
 DEFAULT_BUDGET_BITS = 0.2
 # bitsandbytes quantizations a model can be loaded with (CUDA only).
 QUANTIZE_CHOICES: tuple[str, ...] = ("8bit", "4bit")
+# Weight precisions on the CPU; auto measures which is fastest at fp32's quality (engine.precision).
+PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
 
 
 def parse_mode(value: str) -> Mode:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from engine.types import QUANTIZE_CHOICES
+from engine.types import PRECISION_CHOICES, QUANTIZE_CHOICES
 
 
 class UserError(Exception):
@@ -21,11 +21,15 @@ def say(line: str) -> None:
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """--model, --device and --quantize, the same for every command that loads a model."""
+    """--model, --device, --quantize and --precision, the same for every command that loads a model."""
     p.add_argument("--model", default=None,
                    help="hub id, model folder, .gguf file, or 'demo' (default: TinyLlama, else the demo model)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps")
     p.add_argument("--quantize", choices=QUANTIZE_CHOICES, default=None, help="bitsandbytes quantization (CUDA)")
+    # Checked when the model loads (one line, exit 2), not by argparse, whose error is a usage block.
+    p.add_argument("--precision", default=None, metavar="|".join(PRECISION_CHOICES),
+                   help="weights on the CPU: fp32 (default), bf16 (CPUs with bf16 instructions), int8, or auto "
+                        "(the fastest at fp32's quality, measured on the first load and remembered)")
 
 
 def load_model_for_cli(args: argparse.Namespace) -> Any:
@@ -33,7 +37,8 @@ def load_model_for_cli(args: argparse.Namespace) -> Any:
     from engine.models import ModelLoadError, load_model
 
     try:
-        return load_model(args.model, device=args.device, quantize=getattr(args, "quantize", None), notify=say)
+        return load_model(args.model, device=args.device, quantize=getattr(args, "quantize", None), notify=say,
+                          precision=getattr(args, "precision", None))
     except ModelLoadError as exc:
         raise UserError(str(exc)) from None
 
