@@ -239,3 +239,32 @@ def test_a_recovered_draft_of_a_document_is_not_taken_for_a_change_outside(qtbot
     assert fresh.editor.text() == "Saved text. Unsaved words"
     assert not fresh.sessions.questions and fresh.session_panel.values()[0] == "Still here."
     _close(fresh)
+
+
+def test_a_suggestion_brought_back_with_alt_bracket_keeps_its_tints_after_reopening(qtbot, fake_backend,
+                                                                                   tmp_path: Path) -> None:
+    fake_backend._styles["holmes"] = StyleInfo("holmes", 1, 10, "t")
+    doc = tmp_path / "story.md"
+    doc.write_bytes(b"It was a dark night.")
+    win = _window(qtbot, fake_backend)
+    assert win.open_path(doc)
+    win.styles.set_styles(fake_backend.list_styles())
+    win.styles.set_active("holmes")
+    win.controls.max_tokens.setValue(5)
+    _generate(qtbot, win)
+    first = [(t.step.text, round(t.step.js_bits, 4)) for t in win.editor.tokens() if t.ghost]
+    with qtbot.waitSignal(win.generationFinished, timeout=10000):
+        win.regenerate()
+    assert [(t.step.text, round(t.step.js_bits, 4)) for t in win.editor.tokens() if t.ghost] != first
+    assert win.cycle_suggestion(-1) is not None
+    assert [(t.step.text, round(t.step.js_bits, 4)) for t in win.editor.tokens() if t.ghost] == first
+    qtbot.keyClick(win.editor, Qt.Key.Key_Tab)
+    tinted = _tinted(win)
+    assert tinted == first
+    assert win.save()
+    _close(win)
+    again = _window(qtbot, fake_backend)
+    assert again.open_path(doc)
+    qtbot.waitUntil(lambda: again.styles.active() == "holmes", timeout=5000)
+    assert _tinted(again) == tinted
+    _close(again)
