@@ -134,11 +134,15 @@ def assemble_context(document: str, cursor: int, tokenizer: Any, *, context_wind
 
 
 def assemble_for_model(lm: Any, document: str, cursor: int, max_new_tokens: int, *, memory: str = "",
-                       authors_note: str = "", note_depth: int = DEFAULT_NOTE_DEPTH) -> AssembledContext:
-    """assemble_context with a loaded model's tokenizer and window: what the editor and `generate --document` use."""
+                       authors_note: str = "", note_depth: int = DEFAULT_NOTE_DEPTH,
+                       context_limit: int | None = None) -> AssembledContext:
+    """assemble_context with a loaded model's tokenizer and window: what the editor and `generate --document` use.
+
+    `context_limit` (tokens, None or 0 for the model's whole window) lowers the window the context must fit.
+    """
     return assemble_context(document, cursor, lm.tokenizer, context_window=lm.context_length,
-                            max_new_tokens=max_new_tokens, memory=memory, authors_note=authors_note,
-                            note_depth=note_depth)
+                            max_new_tokens=max_new_tokens, user_limit=context_limit or None, memory=memory,
+                            authors_note=authors_note, note_depth=note_depth)
 
 
 def count_tokens(tokenizer: Any, text: str) -> int:

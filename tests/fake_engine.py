@@ -323,7 +323,7 @@ class FakeBackend:
             raise UserFacingError(f"No style named “{steer.style}”.")
 
     def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
-                         note_depth: int = DEFAULT_NOTE_DEPTH) -> Any:
+                         note_depth: int = DEFAULT_NOTE_DEPTH, context_limit: int = 0) -> Any:
         from engine.context import ContextError, assemble_context
 
         self._touch("assemble_context")
@@ -331,8 +331,8 @@ class FakeBackend:
             raise UserFacingError("Load a model before you generate.")
         try:
             return assemble_context(text, len(text), WordTokenizer(), context_window=self.options.context_window,
-                                    max_new_tokens=max_new_tokens, memory=memory, authors_note=authors_note,
-                                    note_depth=note_depth)
+                                    max_new_tokens=max_new_tokens, user_limit=context_limit or None, memory=memory,
+                                    authors_note=authors_note, note_depth=note_depth)
         except ContextError as exc:
             raise UserFacingError(str(exc)) from exc
 

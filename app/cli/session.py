@@ -83,6 +83,9 @@ def add_document_arguments(p: argparse.ArgumentParser) -> None:
                         "as the app does (instead of PROMPT); the generation is recorded in its session")
     p.add_argument("--cursor", metavar="N", type=int, default=None,
                    help="with --document: the character offset to continue at (default: the end)")
+    p.add_argument("--context-limit", metavar="TOKENS", type=int, default=0,
+                   help="with --document: the most tokens the context may use, new tokens included, like the app's "
+                        "setting (default 0: the model's window)")
     # Steering options left out take the document's session's values with --document (as the app would steer
     # it), else the usual defaults: see fill_steering.
     p.set_defaults(lam=None, mode=None, budget=None)
@@ -113,13 +116,16 @@ class DocumentRun:
     cursor: int
     session: Any  # engine.session.DocumentSession
     context: Any = None  # engine.context.AssembledContext
+    context_limit: int = 0  # --context-limit: 0 for the model's window
 
     @classmethod
     def open(cls, args: argparse.Namespace) -> DocumentRun | None:
         """The document named by --document, read as the app reads it; None without --document."""
+        if args.context_limit < 0:
+            raise UserError(f"--context-limit must be 0 (the model's window) or more tokens, got {args.context_limit}")
         if args.document is None:
-            if args.cursor is not None:
-                raise UserError("--cursor goes with --document")
+            if args.cursor is not None or args.context_limit:
+                raise UserError("--cursor and --context-limit go with --document")
             fill_steering(args)
             return None
         if args.prompt is not None:
@@ -150,7 +156,7 @@ class DocumentRun:
         elif opened.status == "changed-outside":
             say(f"{path} changed since its session was saved; using its Memory and Author's note")
         fill_steering(args, session if opened.status in ("ok", "changed-outside") else None)
-        return cls(path, text, cursor, session)
+        return cls(path, text, cursor, session, context_limit=args.context_limit)
 
     def assemble(self, lm: Any, max_new_tokens: int) -> str:
         """The prompt, as the editor builds it; says when the document was cut."""
@@ -159,7 +165,8 @@ class DocumentRun:
         s = self.session
         try:
             self.context = assemble_for_model(lm, self.text, self.cursor, max_new_tokens, memory=s.memory,
-                                              authors_note=s.authors_note, note_depth=s.note_depth)
+                                              authors_note=s.authors_note, note_depth=s.note_depth,
+                                              context_limit=self.context_limit)
         except ContextError as exc:
             raise UserError(str(exc)) from None
         if self.context.notice:

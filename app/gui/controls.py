@@ -103,12 +103,17 @@ class SteeringControls(QWidget):
         self.rep = self._dspin(1.0, 2.0, 0.01, 2, "Repetition penalty")
         self.seed = self._spin(-1, 2**31 - 1, "Seed", special="random")
         self.max_tokens = self._spin(1, 1024, "Maximum new tokens")
+        self.context_limit = self._spin(0, 1 << 20, "Context limit in tokens", special="model's window")
+        self.context_limit.setSingleStep(256)
+        self.context_limit.setToolTip("The most tokens of your text (with Memory and the Author's note) the model is "
+                                      "given; smaller is faster. The model's own window always applies.")
         form.addRow("Temperature:", self.temperature)
         form.addRow("Top-p:", self.top_p)
         form.addRow("Top-k:", self.top_k)
         form.addRow("Repetition penalty:", self.rep)
         form.addRow("Seed:", self.seed)
         form.addRow("Max tokens:", self.max_tokens)
+        form.addRow("Context limit:", self.context_limit)
         return samp
 
     def _connect_signals(self) -> None:
@@ -116,7 +121,8 @@ class SteeringControls(QWidget):
         self.lam_box.valueChanged.connect(self._box_changed)
         self.mode.currentIndexChanged.connect(self._mode_changed)
         self.greedy.toggled.connect(self._greedy_toggled)
-        for w in (self.budget, self.temperature, self.top_p, self.rep, self.top_k, self.seed, self.max_tokens):
+        for w in (self.budget, self.temperature, self.top_p, self.rep, self.top_k, self.seed, self.max_tokens,
+                  self.context_limit):
             w.valueChanged.connect(lambda _v: self.changed.emit())
 
     @staticmethod
@@ -151,6 +157,7 @@ class SteeringControls(QWidget):
         self.rep.setValue(s.repetition_penalty)
         self.seed.setValue(s.seed)
         self.max_tokens.setValue(s.max_new_tokens)
+        self.context_limit.setValue(s.context_limit)
         self._mode_changed()
         self._greedy_toggled(s.greedy)
 
@@ -199,7 +206,7 @@ class SteeringControls(QWidget):
                              greedy=self.greedy.isChecked(), temperature=self.temperature.value(),
                              top_p=self.top_p.value(), top_k=self.top_k.value(),
                              repetition_penalty=self.rep.value(), seed=self.seed.value(),
-                             max_new_tokens=self.max_tokens.value())
+                             max_new_tokens=self.max_tokens.value(), context_limit=self.context_limit.value())
 
     def sampling(self, seed: int | None = None) -> SamplingConfig:
         v = self.values()

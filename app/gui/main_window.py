@@ -559,7 +559,8 @@ class MainWindow(QMainWindow):
             self.show_job_error(error)
 
         return self.gen_slot.start(self.worker.assemble_context, text, sampling.max_new_tokens,
-                                   *self.sessions.context_options(), on_done=assembled, on_error=failed,
+                                   *self.sessions.context_options(), self.controls.values().context_limit,
+                                   on_done=assembled, on_error=failed,
                                    on_cancelled=self._update_actions,
                                    on_stale_error=self.show_job_error)
 

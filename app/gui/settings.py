@@ -62,6 +62,7 @@ class SteerSettings:
     repetition_penalty: float = 1.15
     seed: int = 0  # -1 means a fresh random seed each time
     max_new_tokens: int = 64
+    context_limit: int = 0  # tokens the context may use at most; 0: the model's whole window
 
 
 class Settings:

@@ -169,8 +169,9 @@ class Backend(Protocol):
     def export_style(self, style: str, file: Path) -> Path: ...
     def import_style_file(self, file: Path) -> str: ...
     def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
-                         note_depth: int = DEFAULT_NOTE_DEPTH) -> Any:
-        """engine.context.AssembledContext for continuing `text` (all of it is before the cursor)."""
+                         note_depth: int = DEFAULT_NOTE_DEPTH, context_limit: int = 0) -> Any:
+        """engine.context.AssembledContext for continuing `text` (all of it is before the cursor), within
+        `context_limit` tokens when that is smaller than the model's window (0: the window)."""
         ...
 
     def count_tokens(self, text: str, cancel: threading.Event) -> Any:

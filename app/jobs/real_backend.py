@@ -278,13 +278,13 @@ class RealBackend:
         return proc
 
     def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
-                         note_depth: int = DEFAULT_NOTE_DEPTH) -> Any:
+                         note_depth: int = DEFAULT_NOTE_DEPTH, context_limit: int = 0) -> Any:
         from engine.context import ContextError, assemble_for_model
 
         lm = self._need_model("generate")
         try:
             return assemble_for_model(lm, text, len(text), max_new_tokens, memory=memory, authors_note=authors_note,
-                                      note_depth=note_depth)
+                                      note_depth=note_depth, context_limit=context_limit)
         except ContextError as exc:
             raise UserFacingError(_capital(str(exc))) from exc
 

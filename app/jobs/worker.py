@@ -381,11 +381,12 @@ class Worker(QObject):
         return self.submit("import_file", lambda ctx: ctx.backend.import_style_file(Path(file)), **callbacks)
 
     def assemble_context(self, text: str, max_new_tokens: int, memory: str = "", authors_note: str = "",
-                         note_depth: int = DEFAULT_NOTE_DEPTH, **callbacks: Any) -> int:
+                         note_depth: int = DEFAULT_NOTE_DEPTH, context_limit: int = 0, **callbacks: Any) -> int:
         """The prompt the model will see for `text`, cut by tokens at a paragraph, sentence or word start,
-        with Memory first and the Author's note `note_depth` paragraphs before the end."""
+        with Memory first and the Author's note `note_depth` paragraphs before the end, within the model's window
+        or `context_limit` tokens when that is smaller (0: the model's window)."""
         return self.submit("context", lambda ctx: ctx.backend.assemble_context(
-            text, max_new_tokens, memory, authors_note, note_depth), **callbacks)
+            text, max_new_tokens, memory, authors_note, note_depth, context_limit), **callbacks)
 
     def count_tokens(self, text: str, **callbacks: Any) -> int:
         """Tokens in the whole of `text` (a TokenCount, or None with no model); a cancel is seen between batches."""

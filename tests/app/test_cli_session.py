@@ -65,7 +65,9 @@ def test_show_without_a_session_or_with_a_damaged_one_is_one_line(doc, capsys):
     (["--document", "{doc}", "--cursor", "9999"], "--cursor must be between 0 and"),
     (["--document", "{doc}", "a prompt"], "either PROMPT or --document"),
     (["--document", "{missing}"], "cannot read"),
-    (["--cursor", "3", "a prompt"], "--cursor goes with --document"),
+    (["--cursor", "3", "a prompt"], "--cursor and --context-limit go with --document"),
+    (["--context-limit", "512", "a prompt"], "--cursor and --context-limit go with --document"),
+    (["--document", "{doc}", "--context-limit", "-1"], "--context-limit must be 0"),
     ([], "give a PROMPT"),
 ])
 def test_bad_document_arguments_are_one_line_before_any_model_loads(doc, capsys, argv, message):
@@ -112,3 +114,10 @@ def test_generate_document_uses_the_sessions_context_and_records_the_generation(
     assert json.loads(captured.out.splitlines()[-1])["summary"]["context_start_char"] > 0
     assert "--lam" not in captured.err  # given on the command line, not taken from the session
     assert sessions.load(doc)[0].generations[1].settings["lam"] == 0.5
+    # The app's context limit, from the command line: the same cut in the model's full window.
+    loaded[0] = demo_lm
+    assert main(["generate", "--model", "demo", "--document", str(doc), "--json", "--greedy", "--lam", "0.5",
+                 "--max-new-tokens", "3", "--context-limit", str(expected.token_count)]) == 0
+    captured = capsys.readouterr()
+    assert "earlier characters not seen" in captured.err
+    assert json.loads(captured.out.splitlines()[-1])["summary"]["context_tokens"] <= expected.token_count - 3

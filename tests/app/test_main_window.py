@@ -590,4 +590,12 @@ def test_a_long_document_is_cut_by_tokens_at_a_paragraph_and_the_writer_is_told(
     dlg = win.show_context()
     assert ctx.prompt in dlg.findChild(QPlainTextEdit).toPlainText()
     dlg.close()
+    # the writer's context limit lowers the window: fewer tokens, still from a paragraph start
+    win.controls.context_limit.setValue(100)
+    with qtbot.waitSignal(win.generationFinished, timeout=10000):
+        win.generate()
+    small = win.last_context
+    assert small.budget == 100 - 8 and small.token_count <= 92 < ctx.token_count
+    assert text[small.context_start_char - 2:small.context_start_char] == "\n\n"
+    assert win.context_label.text() == f"context {small.token_count:,} / 92 tokens"
     win.close()
