@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.context import DEFAULT_NOTE_DEPTH
+from engine.phrase_rules import PhraseRuleError, PhraseRules
 from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, SamplingConfig, TokenStep
 from styles.paths import user_dir
 
@@ -83,6 +84,7 @@ class DocumentSession:
     memory: str = ""
     authors_note: str = ""
     note_depth: int = DEFAULT_NOTE_DEPTH
+    phrases: dict[str, Any] = field(default_factory=dict)  # this document's banned phrases and biases (PhraseRules)
     generations: list[Generation] = field(default_factory=list)
 
     def add_generation(self, steps: Iterable[TokenStep], *, seed: int | None, context_tokens: int,
@@ -106,6 +108,19 @@ class DocumentSession:
     def set_sampling(self, config: SamplingConfig) -> None:
         self.sampling = asdict(config)
 
+    def phrase_rules(self) -> PhraseRules | None:
+        """This document's own banned phrases and biases; None when it has none (or they cannot be read)."""
+        if not self.phrases:
+            return None
+        try:
+            rules = PhraseRules.from_json(self.phrases)
+        except PhraseRuleError:
+            return None
+        return None if rules.empty else rules
+
+    def set_phrase_rules(self, rules: PhraseRules | None) -> None:
+        self.phrases = {} if rules is None or rules.empty else rules.to_json()
+
     def to_public_json(self) -> dict[str, Any]:
         """The shape `stylesteer session show FILE --json` prints."""
         return {"document": self.document, "style": self.style, "lam": self.lam, "mode": self.mode,
@@ -128,7 +143,7 @@ class DocumentSession:
             raise ValueError("not a document session of this version")
         gens = [Generation(**g) for g in d.get("generations", [])]
         stored = {k: d[k] for k in ("fingerprint", "style", "lam", "mode", "budget", "sampling", "memory",
-                                    "authors_note", "note_depth") if k in d}
+                                    "authors_note", "note_depth", "phrases") if k in d}
         session = cls(document=d["document"], generations=gens, **stored)
         _check_types(session)
         return session
@@ -401,7 +416,7 @@ def _where() -> str:
 def _check_types(session: DocumentSession) -> None:
     checks = ((session.fingerprint, str), (session.lam, (int, float)), (session.mode, str),
               (session.budget, (int, float)), (session.sampling, dict), (session.memory, str),
-              (session.authors_note, str), (session.note_depth, int))
+              (session.authors_note, str), (session.note_depth, int), (session.phrases, dict))
     if any(not isinstance(value, kind) for value, kind in checks) or not isinstance(session.style, (str, type(None))):
         raise ValueError("a session field has the wrong type")
     for g in session.generations:

@@ -48,7 +48,9 @@ class SteeringControls(QWidget):
     def __init__(self, settings: SteerSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Steering and sampling")
-        self.rules: PhraseRules | None = None  # banned phrases and biases every generation uses
+        # Banned phrases and biases: the list for every document, and the open document's own.
+        self.global_rules: PhraseRules | None = None
+        self.document_rules: PhraseRules | None = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self._build_steering())
@@ -200,6 +202,13 @@ class SteeringControls(QWidget):
         for w in (self.temperature, self.top_p, self.top_k):
             w.setEnabled(not on)
         self.changed.emit()
+
+    @property
+    def rules(self) -> PhraseRules | None:
+        """What every generation uses: the global list and the document's together (None when both are empty)."""
+        g, d = self.global_rules, self.document_rules
+        merged = d if g is None else g.merged(d)
+        return None if merged is None or merged.empty else merged
 
     def values(self) -> SteerSettings:
         return SteerSettings(lam=self.lam(), mode=self.mode.currentData(), budget_bits=self.budget.value(),

@@ -39,7 +39,7 @@ from app.gui.history import HistoryKeeper
 from app.gui.inspector import Inspector
 from app.gui.jobslot import JobSlot
 from app.gui.model_dialog import DEMO, ModelChoice, ModelDialog
-from app.gui.phrase_dialog import apply_phrase_rules, edit_phrase_rules
+from app.gui.phrase_dialog import apply_phrase_rules, edit_document_phrase_rules, edit_phrase_rules
 from app.gui.session_panel import SessionPanel, shade_spans
 from app.gui.sessions import SessionKeeper
 from app.gui.settings import Settings
@@ -361,6 +361,10 @@ class MainWindow(QMainWindow):
                      "The exact text the model saw for the last suggestion")
         self._action(g, "&Banned Phrases and Bias…", lambda: edit_phrase_rules(self, self.settings, self.controls),
                      tip="Phrases never to write, and phrases to favour or avoid, in every document")
+        self._action(g, "Banned Phrases and Bias for This &Document…",
+                     lambda: edit_document_phrase_rules(self, self.controls,
+                                                        lambda _r: self.sessions.document_rules_changed()),
+                     tip="This document's own list, kept in its session and used with the one for every document")
 
     def _build_view_menu(self, v: QMenu) -> None:
         for dock in (self.styles_dock, self.controls_dock, self.inspector_dock, self.tune_dock, self.session_dock,

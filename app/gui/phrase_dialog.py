@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -45,17 +47,16 @@ class PhraseRulesDialog(QDialog):
 
     rulesAccepted = Signal(object)
 
-    def __init__(self, rules: PhraseRules, parent: QWidget | None = None) -> None:
+    def __init__(self, rules: PhraseRules, parent: QWidget | None = None, scope: str = "every document") -> None:
         super().__init__(parent)
-        self.setWindowTitle("Banned Phrases and Bias")
+        self.setWindowTitle(f"Banned Phrases and Bias: {scope}")
         self.setAccessibleName("Banned phrases and bias")
         self.result_rules: PhraseRules | None = None
         layout = QVBoxLayout(self)
         intro = QLabel("A banned phrase is never written, however the model spells it in tokens. A bias "
                        f"({-BIAS_LIMIT:g} to {BIAS_LIMIT:g}) is added to the logits of the tokens that write its "
                        "phrase: negative avoids it, positive favours it. Spaces count: “ suddenly” matches "
-                       "the word after a space or a line break, “suddenly” anywhere. These lists apply to "
-                       "every document.")
+                       "the word after a space or a line break, “suddenly” anywhere.")
         intro.setWordWrap(True)
         layout.addWidget(intro)
 
@@ -161,17 +162,32 @@ class PhraseRulesDialog(QDialog):
 
 
 def apply_phrase_rules(controls: SteeringControls, rules: PhraseRules) -> None:
-    """Every later generation uses `rules` (none when the list is empty)."""
-    controls.rules = None if rules.empty else rules
+    """Every later generation, in every document, uses `rules` (none when the list is empty)."""
+    controls.global_rules = None if rules.empty else rules
 
 
 def edit_phrase_rules(parent: QWidget, settings: Settings, controls: SteeringControls) -> PhraseRulesDialog:
-    """Open the editor on the saved list; OK saves it and applies it to the next generation."""
+    """Open the editor on the saved list for every document; OK saves it and applies it to the next generation."""
     dlg = PhraseRulesDialog(settings.phrase_rules(), parent)
 
     def accepted(rules: PhraseRules) -> None:
         settings.set_phrase_rules(rules)
         apply_phrase_rules(controls, rules)
+
+    dlg.rulesAccepted.connect(accepted)
+    dlg.open()
+    return dlg
+
+
+def edit_document_phrase_rules(parent: QWidget, controls: SteeringControls,
+                               saved: Callable[[PhraseRules], None]) -> PhraseRulesDialog:
+    """Open the editor on the open document's own list (kept in its session); OK applies it with the global one
+    and hands it to `saved`."""
+    dlg = PhraseRulesDialog(controls.document_rules or PhraseRules(), parent, scope="this document")
+
+    def accepted(rules: PhraseRules) -> None:
+        controls.document_rules = None if rules.empty else rules
+        saved(rules)
 
     dlg.rulesAccepted.connect(accepted)
     dlg.open()

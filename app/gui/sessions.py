@@ -26,6 +26,7 @@ from app.gui.session_panel import SessionPanel
 from app.gui.settings import SteerSettings
 from app.gui.style_panel import StylePanel
 from engine import session as sessions
+from engine.context import DEFAULT_NOTE_DEPTH
 from engine.session import DocumentSession, Generation, SessionWriteError, TokenTint
 from engine.types import SamplingConfig, TokenStep
 
@@ -155,6 +156,7 @@ class SessionKeeper(QObject):
         s.lam, s.mode, s.budget = v.lam, v.mode, v.budget_bits
         s.set_sampling(self.host.controls.sampling())
         s.memory, s.authors_note, s.note_depth = self.host.session_panel.values()
+        s.set_phrase_rules(self.host.controls.document_rules)
 
     def _apply(self, s: DocumentSession) -> None:
         """Show a session's settings in the window."""
@@ -169,9 +171,22 @@ class SessionKeeper(QObject):
             v.lam, v.mode, v.budget_bits = s.lam, s.mode, s.budget
             self.host.controls.set_values(v)
             self.host.session_panel.set_values(s.memory, s.authors_note, s.note_depth)
+            self.host.controls.document_rules = s.phrase_rules()
         finally:
             self._applying = False
         self._apply_style(s.style)
+
+    def _forget_document_settings(self) -> None:
+        self._applying = True
+        try:
+            self.host.session_panel.set_values("", "", DEFAULT_NOTE_DEPTH)
+            self.host.controls.document_rules = None
+        finally:
+            self._applying = False
+
+    def document_rules_changed(self) -> None:
+        """The document's own banned phrases and biases were edited: kept in its session."""
+        self._changed()
 
     def _apply_style(self, name: str | None) -> None:
         styles = self.host.styles
@@ -215,6 +230,7 @@ class SessionKeeper(QObject):
         self.path = path
         if path is None:
             self.session = DocumentSession(document="")
+            self._forget_document_settings()
             return
         shown = self.editor.text()
         text = shown if on_disk is None else on_disk
@@ -241,7 +257,10 @@ class SessionKeeper(QObject):
                 session, fresh = DocumentSession(document=str(path), fingerprint=sessions.fingerprint(text)), True
         self.session = session
         if fresh:
-            self._capture()  # a new session starts from the window's settings
+            # A new session starts from the window's steering and sampling; Memory, the Author's note and the
+            # phrase lists belong to a document, so they start empty.
+            self._forget_document_settings()
+            self._capture()
             return
         self._apply(session)
         self._restore_tints(shown)

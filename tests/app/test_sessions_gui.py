@@ -268,3 +268,39 @@ def test_a_suggestion_brought_back_with_alt_bracket_keeps_its_tints_after_reopen
     qtbot.waitUntil(lambda: again.styles.active() == "holmes", timeout=5000)
     assert _tinted(again) == tinted
     _close(again)
+
+
+def test_a_documents_own_phrase_list_is_kept_in_its_session_and_used_with_the_global_one(
+        qtbot, fake_backend, tmp_path: Path) -> None:
+    from engine.phrase_rules import PhraseRules
+
+    doc, other = tmp_path / "story.md", tmp_path / "other.md"
+    doc.write_bytes(b"It was a dark night.")
+    other.write_bytes(b"Another story.")
+    win = _window(qtbot, fake_backend)
+    win.controls.global_rules = PhraseRules(bans=("shivers down",))
+    assert win.open_path(doc)
+    from app.gui.phrase_dialog import edit_document_phrase_rules
+
+    dlg = edit_document_phrase_rules(win, win.controls, lambda _r: win.sessions.document_rules_changed())
+    dlg.add_ban(" suddenly")
+    dlg.add_bias(" moor", 4.0)
+    dlg._try_accept()
+    assert win.controls.document_rules == PhraseRules(bans=(" suddenly",), biases=((" moor", 4.0),))
+    used = win.controls.sampling().rules
+    assert used is not None and set(used.bans) == {"shivers down", " suddenly"} and used.biases == ((" moor", 4.0),)
+    win.session_panel.set_values("Anna is a smuggler.", "", 2)
+    win.session_panel.changed.emit()
+    assert win.save()
+    # Another document without a session: its own list and Memory start empty; the global list stays.
+    assert win.open_path(other)
+    assert win.controls.document_rules is None and win.session_panel.values()[0] == ""
+    assert win.controls.sampling().rules == PhraseRules(bans=("shivers down",))
+    _close(win)
+    stored = sessions.load(doc)[0]
+    assert stored.phrase_rules() == PhraseRules(bans=(" suddenly",), biases=((" moor", 4.0),))
+    again = _window(qtbot, fake_backend)
+    assert again.open_path(doc)
+    assert again.controls.document_rules == stored.phrase_rules()
+    assert again.session_panel.values()[0] == "Anna is a smuggler."
+    _close(again)
