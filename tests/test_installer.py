@@ -173,7 +173,7 @@ def test_install_puts_the_app_the_launcher_the_menu_entry_and_the_icon_in_the_ho
     assert (home / ".local/share/icons/hicolor/256x256/apps/stylesteer.png").is_file()
     assert (home / ".local/share/icons/hicolor/scalable/apps/stylesteer.svg").is_file()
     entry = (home / ".local/share/applications/stylesteer.desktop").read_text()
-    assert f"Exec={prefix}/stylesteer gui\n" in entry and "Icon=stylesteer\n" in entry
+    assert f"Exec={prefix}/stylesteer gui %f\n" in entry and "Icon=stylesteer\n" in entry
     assert "X-StyleSteer-Version=0.0.1" in entry
     if shutil.which("desktop-file-validate"):
         check = subprocess.run(["desktop-file-validate", str(home / ".local/share/applications/stylesteer.desktop")],

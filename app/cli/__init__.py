@@ -9,6 +9,10 @@ from collections.abc import Sequence
 from app import __version__
 from app.cli.common import UserError
 
+# The subcommands' names (the parser's own list, kept here so the entry point can tell a document's path from a
+# command without importing every command's module).
+COMMANDS = ("generate", "styles", "sweep", "session", "bench", "check", "gui")
+
 
 def build_parser() -> argparse.ArgumentParser:
     from app.cli import bench, check, generate, library, session, sweep

@@ -6,6 +6,7 @@ import gc
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QPixmap
@@ -69,8 +70,9 @@ def preload_engine(app: QApplication | None = None) -> None:
         splash.close()
 
 
-def run_gui(model: str | None = None) -> int:
-    """Open the app (`stylesteer` with no arguments); `model` overrides the remembered one."""
+def run_gui(model: str | None = None, document: Path | None = None) -> int:
+    """Open the app (`stylesteer` with no arguments); `model` overrides the remembered one; `document` is opened
+    once the window is up (after any offer of unsaved text to recover)."""
     init_application_names()
     QSettings.setDefaultFormat(QSettings.Format.IniFormat)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -87,6 +89,8 @@ def run_gui(model: str | None = None) -> int:
         window.worker.modelLoaded.connect(
             lambda info: print(f"stylesteer: model ready: {info.name}", file=sys.stderr, flush=True))
     QTimer.singleShot(0, window.doc.check_recovery)
+    if document is not None:
+        QTimer.singleShot(0, lambda: window.open_path(document))
     code = app.exec()
     if window.worker.stuck:
         # A job (e.g. a model download) outlived the window; nothing is unsaved, so leave now.
