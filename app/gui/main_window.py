@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self.history = HistoryKeeper(self.editor, self)  # the suggestions at the cursor, for Alt+[ / Alt+]
         self.history.message.connect(lambda m: self.statusBar().showMessage(m, 4000))
         self.history.shown.connect(lambda suggestion: self._on_suggestion_shown(suggestion.summary))
+        self.history.shown.connect(lambda suggestion: self.sessions.suggestion_shown(suggestion.steps))
         self.doc = DocumentController(self, self)
         self.doc.changed.connect(self._update_title)
         self.doc.fileUsed.connect(self._file_used)

@@ -80,6 +80,10 @@ class SessionKeeper(QObject):
         self._tints: dict[int, tuple[TokenStep, TokenTint]] = {}
         self._pending: _Pending | None = None
         self._closing: _Pending | None = None
+        # id(first step) -> its recorded generation, so that a suggestion brought back (Alt+[ / Alt+]) and then
+        # accepted is marked on the generation it came from
+        self._gen_of_steps: dict[int, Generation] = {}
+        self._shown: Generation | None = None
         self._applying = False
         self._dirty = False
         self._write_problem: str | None = None
@@ -102,6 +106,7 @@ class SessionKeeper(QObject):
         """A suggestion is being streamed from `context` (engine.context.AssembledContext) with `sampling`."""
         if self._pending is not None:  # a reroll inside a suggestion: the earlier stream ends here
             self._record(self._pending)
+        self._shown = None
         v = self.host.controls.values()
         settings = sessions.generation_settings(self.host.styles.active(), v.lam, v.mode, v.budget_bits, sampling)
         self._pending = _Pending(sampling.seed, context.token_count, context.context_start_char, self._epoch,
@@ -111,9 +116,19 @@ class SessionKeeper(QObject):
         if self._pending is not None:
             self._pending.steps.extend(s for s in steps if s is not None)
 
+    def suggestion_shown(self, steps: tuple[TokenStep | None, ...]) -> None:
+        """An earlier suggestion is on screen again (generation history): accepting it marks its generation."""
+        first = next((s for s in steps if s is not None), None)
+        self._shown = None if first is None else self._gen_of_steps.get(id(first))
+
     def _accepted(self, text: str) -> None:
         target = self._pending or self._closing
         runs = self.editor.accepted_runs()
+        if target is None and self._shown is not None and text and runs:
+            self._run_gen[len(runs) - 1] = self._shown
+            self._shown.accepted = True
+            self._changed()
+            return
         if text and target is not None and runs and target.epoch == self._epoch:
             target.runs.append(len(runs) - 1)
             target.accepted.extend(s for s in runs[-1][1] if s is not None)
@@ -137,6 +152,8 @@ class SessionKeeper(QObject):
         if p.epoch == self._epoch:
             for run in p.runs:
                 self._run_gen[run] = gen
+            if p.steps:
+                self._gen_of_steps[id(p.steps[0])] = gen
         self._changed()
 
     # --- settings -----------------------------------------------------------------------------
@@ -226,6 +243,7 @@ class SessionKeeper(QObject):
         self._epoch += 1
         self._run_gen = {}
         self._tints = {}
+        self._gen_of_steps, self._shown = {}, None
         self._dirty = False
         self.path = path
         if path is None:

@@ -258,6 +258,7 @@ def test_a_suggestion_brought_back_with_alt_bracket_keeps_its_tints_after_reopen
     assert [(t.step.text, round(t.step.js_bits, 4)) for t in win.editor.tokens() if t.ghost] != first
     assert win.cycle_suggestion(-1) is not None
     assert [(t.step.text, round(t.step.js_bits, 4)) for t in win.editor.tokens() if t.ghost] == first
+    qtbot.wait(50)  # the event loop runs between Alt+[ and Tab, as it does for a writer
     qtbot.keyClick(win.editor, Qt.Key.Key_Tab)
     tinted = _tinted(win)
     assert tinted == first
@@ -268,6 +269,9 @@ def test_a_suggestion_brought_back_with_alt_bracket_keeps_its_tints_after_reopen
     qtbot.waitUntil(lambda: again.styles.active() == "holmes", timeout=5000)
     assert _tinted(again) == tinted
     _close(again)
+    # the generation brought back is the one marked accepted, with its tints; the later one is not
+    assert [(g.accepted, g.tints is not None) for g in sessions.load(doc)[0].generations] == [(True, True),
+                                                                                              (False, False)]
 
 
 def test_a_documents_own_phrase_list_is_kept_in_its_session_and_used_with_the_global_one(
