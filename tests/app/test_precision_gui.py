@@ -151,3 +151,35 @@ def test_the_real_backend_loads_the_demo_in_int8(tmp_path) -> None:
 
     estimate = estimated_weight_bytes("demo", "int8")
     assert estimate is not None and abs(info.memory_bytes - estimate) < 4096
+
+
+def test_auto_says_it_measures_on_the_first_load_only(tmp_path, monkeypatch) -> None:
+    from app.jobs.backend import UserFacingError
+    from app.jobs.real_backend import RealBackend
+    from engine import precision as prec
+
+    measured: list[int] = []
+
+    def quick_measure(_model, _prompts, _tokens, precisions):  # int8 "measured" fastest, at fp32's quality
+        measured.append(1)
+        return {p: {"agreement": 1.0, "tps": 100.0 if p == "int8" else 10.0} for p in ["fp32", *precisions]}
+
+    monkeypatch.setattr(prec, "measure", quick_measure)
+    monkeypatch.setattr(prec, "cpu_precisions", lambda: ["fp32", "int8"])
+    backend = RealBackend(tmp_path / "styles.db")
+
+    def load() -> tuple[list[str], str]:
+        stages: list[str] = []
+        info = backend.load_model("demo", device="cpu", quantize=None, precision="auto",
+                                  progress=lambda _d, _t, text="", **_k: stages.append(text),
+                                  cancel=threading.Event(), notify=lambda _line: None)
+        return stages, info.status_text()
+
+    try:
+        first, text = load()
+    except UserFacingError as exc:
+        pytest.skip(str(exc))
+    assert "measuring which precision is fastest here (once for this model)" in first
+    assert " · cpu · int8 · " in text and measured == [1]
+    again, text = load()
+    assert not any("measuring" in s for s in again) and " · cpu · int8 · " in text and measured == [1]
