@@ -57,8 +57,11 @@ class ModelChoice:
 
     @property
     def precision_arg(self) -> str | None:
-        """The precision to load with; None where it does not apply (a GPU, or 8/4-bit quantization)."""
-        return self.precision if runs_on_cpu(self.device, self.quantize) else None
+        """The precision to load with; None where it does not apply (a GPU, or 8/4-bit quantization).
+        A remembered bf16 loads as fp32 on a CPU without bf16 instructions (settings moved to another machine)."""
+        if not runs_on_cpu(self.device, self.quantize):
+            return None
+        return "fp32" if self.precision == "bf16" and not bf16_supported() else self.precision
 
 
 def runs_on_cpu(device: str, quantize: str) -> bool:

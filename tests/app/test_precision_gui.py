@@ -84,6 +84,7 @@ def test_bf16_is_disabled_where_the_cpu_lacks_it(qtbot, counts, monkeypatch) -> 
     assert "AVX-512-BF16" in dlg.precision.itemData(i, Qt.ItemDataRole.ToolTipRole)
     assert dlg.choice().precision == "fp32"  # a remembered bf16 falls back where it cannot run
     assert dlg.precision.model().item(dlg.precision.findData("int8")).isEnabled()
+    assert ModelChoice("demo", "cpu", "none", "bf16").precision_arg == "fp32"  # what a start-up load sends
 
 
 def test_the_capability_check_is_the_engines(monkeypatch) -> None:
