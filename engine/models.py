@@ -378,7 +378,7 @@ def _apply_precision(model: Any, tokenizer: Any, wanted: str, key: str, stage: _
     from engine import precision as prec
 
     if wanted == "auto":
-        stage("choosing the fastest precision (once for this model)", 0.92)
+        stage("measuring which precision is fastest here (once for this model)", 0.92)
         wanted, _ = prec.auto_precision(model, tokenizer, key)
         say(f"precision auto: {wanted} measured fastest at fp32's quality on this machine (remembered)")
     if wanted != "fp32":

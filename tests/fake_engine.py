@@ -153,6 +153,7 @@ class FakeBackend:
         self._blends: dict[str, tuple[tuple[str, float], ...]] = {}  # saved blends: name -> parts
         self._docs: dict[str, list[tuple[str, str, int]]] = {}
         self.thread_ids: set[int] = set()  # which threads touched the backend (must be the worker's)
+        self.load_precisions: list[str | None] = []  # the precision each load_model call asked for
         self._counter: Any = None
 
     def _touch(self, what: str) -> None:
@@ -171,8 +172,9 @@ class FakeBackend:
 
     def load_model(self, spec: str | None, *, device: str | None, quantize: str | None,
                    progress: ProgressFn, cancel: threading.Event,
-                   notify: Callable[[str], None]) -> ModelInfo:
+                   notify: Callable[[str], None], precision: str | None = None) -> ModelInfo:
         self._touch(f"load_model:{spec}")
+        self.load_precisions.append(precision)
         stages = ("resolving", "tokenizer", "weights", "moving to device")
         for i, stage in enumerate(stages):
             if cancel.is_set():
@@ -185,7 +187,8 @@ class FakeBackend:
         self._model = ModelInfo(name=f"fake-{name}", source=name, device=device or "cpu",
                                 dtype="float32", quantization=None if quantize in (None, "none") else quantize,
                                 memory_bytes=270 * 1024 * 1024, vocab_size=self.options.vocab_size,
-                                fingerprint="fakefp")
+                                fingerprint="fakefp",
+                                precision=None if precision in (None, "auto") else precision)
         progress(len(stages), len(stages), "ready")
         return self._model
 

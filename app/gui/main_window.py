@@ -227,7 +227,7 @@ class MainWindow(QMainWindow):
         if autoload:
             choice = self.model_choice()
             spec = model or choice.spec
-            self.load_model(ModelChoice(spec, choice.device, choice.quantize), remember=model is None)
+            self.load_model(ModelChoice(spec, choice.device, choice.quantize, choice.precision), remember=model is None)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -448,7 +448,8 @@ class MainWindow(QMainWindow):
 
     # --- model ---------------------------------------------------------------------------------
     def model_choice(self) -> ModelChoice:
-        return ModelChoice(self.settings.model_spec() or DEMO, self.settings.device(), self.settings.quantize())
+        return ModelChoice(self.settings.model_spec() or DEMO, self.settings.device(), self.settings.quantize(),
+                           self.settings.precision())
 
     def choose_model(self) -> None:
         dlg = ModelDialog(self.model_choice(), self)
@@ -478,6 +479,7 @@ class MainWindow(QMainWindow):
                 self.settings.set_model_spec(choice.spec)
                 self.settings.set_device(choice.device)
                 self.settings.set_quantize(choice.quantize)
+                self.settings.set_precision(choice.precision)
             self.statusBar().showMessage(f"Model ready: {info.name}", 5000)
             self.styles.refresh()  # compatibility depends on the model's tokenizer
 
@@ -492,7 +494,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Model loading cancelled{kept}.", 6000)
 
         job = self.load_slot.start(self.worker.load_model, choice.spec, device=choice.device_arg,
-                                   quantize=choice.quantize_arg, on_progress=progress, on_done=done,
+                                   quantize=choice.quantize_arg, precision=choice.precision_arg,
+                                   on_progress=progress, on_done=done,
                                    on_error=failed, on_cancelled=cancelled, on_stale_error=self.show_job_error)
         self._update_actions()
         return job

@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QCoreApplication, QSettings
 
 from engine.phrase_rules import PhraseRuleError, PhraseRules
-from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE
+from engine.types import DEFAULT_BUDGET_BITS, DEFAULT_LAM, DEFAULT_MODE, PRECISION_CHOICES
 from styles.paths import ENV_VAR
 
 ORGANIZATION = "StyleSteer"
@@ -125,6 +125,14 @@ class Settings:
 
     def set_quantize(self, q: str) -> None:
         self._set("model/quantize", q)
+
+    def precision(self) -> str:
+        """The weights' precision on the CPU (auto, fp32, bf16 or int8); fp32 unless chosen."""
+        value = self._get("model/precision", "fp32", str)
+        return value if value in PRECISION_CHOICES else "fp32"
+
+    def set_precision(self, precision: str) -> None:
+        self._set("model/precision", precision)
 
     def style(self) -> str | None:
         value = self._get("style/active", "", str)

@@ -51,10 +51,12 @@ class ModelInfo:
     vocab_size: int
     fingerprint: str
     notices: tuple[str, ...] = ()
+    precision: str | None = None  # on the CPU: the weights' precision in use (fp32, bf16, int8); shown unless fp32
 
     def status_text(self) -> str:
         quant = f", {self.quantization}" if self.quantization else ""
-        return f"{self.name} · {self.device} · {self.dtype}{quant} · {format_bytes(self.memory_bytes)}"
+        dtype = self.precision if self.precision not in (None, "fp32") else self.dtype
+        return f"{self.name} · {self.device} · {dtype}{quant} · {format_bytes(self.memory_bytes)}"
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ class Backend(Protocol):
     def model_info(self) -> ModelInfo | None: ...
     def load_model(self, spec: str | None, *, device: str | None, quantize: str | None,
                    progress: ProgressFn, cancel: threading.Event,
-                   notify: Callable[[str], None]) -> ModelInfo: ...
+                   notify: Callable[[str], None], precision: str | None = None) -> ModelInfo: ...
     def list_styles(self) -> list[StyleInfo]: ...
     def import_paths(self, style: str, paths: Sequence[Path], *, progress: ProgressFn,
                      cancel: threading.Event) -> ImportReport: ...

@@ -72,7 +72,7 @@ class RealBackend:
 
     def load_model(self, spec: str | None, *, device: str | None, quantize: str | None,
                    progress: ProgressFn, cancel: threading.Event,
-                   notify: Callable[[str], None]) -> ModelInfo:
+                   notify: Callable[[str], None], precision: str | None = None) -> ModelInfo:
         from engine.models import LoadCancelled, ModelLoadError, load_model
 
         def stage(name: str, fraction: float) -> None:
@@ -80,7 +80,7 @@ class RealBackend:
 
         try:
             lm = load_model(spec, device=device, quantize=quantize, progress=stage, cancel=cancel,
-                            notify=notify)
+                            notify=notify, precision=precision)
         except LoadCancelled as exc:
             raise Cancelled() from exc
         except ModelLoadError as exc:
@@ -99,7 +99,8 @@ class RealBackend:
         self._info = ModelInfo(name=lm.name, source=str(lm.source), device=str(lm.device), dtype=dtype,
                                quantization=lm.quantization, memory_bytes=int(lm.memory_bytes()),
                                vocab_size=int(lm.vocab_size), fingerprint=lm.fingerprint,
-                               notices=tuple(lm.notices))
+                               notices=tuple(lm.notices),
+                               precision=lm.precision if lm.device.type == "cpu" and not lm.quantization else None)
         return self._info
 
     # --- styles -----------------------------------------------------------------------------

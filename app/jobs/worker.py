@@ -320,9 +320,9 @@ class Worker(QObject):
 
     # --- the jobs the app uses ---------------------------------------------------
     def load_model(self, spec: str | None, *, device: str | None = None, quantize: str | None = None,
-                   **callbacks: Any) -> int:
+                   precision: str | None = None, **callbacks: Any) -> int:
         def job(ctx: JobContext) -> ModelInfo:
-            return ctx.backend.load_model(spec, device=device, quantize=quantize,
+            return ctx.backend.load_model(spec, device=device, quantize=quantize, precision=precision,
                                           progress=ctx.progress, cancel=ctx.cancel,
                                           notify=ctx.notify)
 
