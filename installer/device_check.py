@@ -115,7 +115,7 @@ def record(state_path: Path, stage: str, status: str, seconds: str, file: str = 
 
 def _bench_line(result: dict[str, Any]) -> str:
     tps = result.get("tps")
-    parts = []
+    parts = [f"on {result['device']}"] if isinstance(result.get("device"), str) else []
     if isinstance(tps, dict):
         for key in ("unsteered", "steered"):
             if isinstance(tps.get(key), (int, float)):

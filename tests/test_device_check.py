@@ -47,7 +47,8 @@ def test_records_stages_and_writes_a_valid_summary(tmp_path, capsys):
     assert summary["bench"] == {"bench-bf16": BENCH}
     assert summary["total_seconds"] == pytest.approx(62.73)
     table = capsys.readouterr().out
-    assert "2 ok, 0 failed, 1 skipped" in table and "unsteered 41.5 tok/s" in table and "first token 35 ms" in table
+    assert "2 ok, 0 failed, 1 skipped" in table
+    assert "on cuda:0, unsteered 41.5 tok/s" in table and "first token 35 ms" in table
 
 
 def test_a_failed_stage_is_recorded_and_later_stages_still_count(tmp_path, capsys):
@@ -124,7 +125,9 @@ def _fake_python(tmp_path: Path) -> Path:
     """An interpreter that logs `-m pip` calls instead of installing anything (this venv is shared)."""
     fake = tmp_path / "python"
     fake.write_text(f'#!/usr/bin/env bash\nif [ "$1" = -m ] && [ "$2" = pip ]; then\n'
-                    f'  echo "$@" >>"{tmp_path}/pip-calls"; exit 0\nfi\nexec "{sys.executable}" "$@"\n')
+                    f'  echo "$@" >>"{tmp_path}/pip-calls"\n'
+                    f'  case "$*" in *"[test]"*) [ -z "${{FAKE_PIP_NO_TEST_EXTRAS:-}}" ] || exit 1 ;; esac\n'
+                    f'  exit 0\nfi\nexec "{sys.executable}" "$@"\n')
     fake.chmod(0o755)
     return fake
 
@@ -137,18 +140,24 @@ def _run_script(tmp_path: Path, out: Path, timeout: int, **env: str) -> tuple[su
     return r, json.loads((out / "device-check.json").read_text())
 
 
-@pytest.mark.parametrize("with_wheels", [False, True])
-def test_install_stage_stays_offline_and_a_missing_shared_folder_skips(tmp_path, with_wheels):
+@pytest.mark.parametrize("with_wheels, test_extras", [(False, True), (True, True), (True, False)])
+def test_install_stage_stays_offline_and_a_missing_shared_folder_skips(tmp_path, with_wheels, test_extras):
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     if with_wheels:
         (wheels / "zstandard-0.23-py3-none-any.whl").write_bytes(b"")
+    extra = {} if test_extras else {"FAKE_PIP_NO_TEST_EXTRAS": "1"}
     r, summary = _run_script(tmp_path, tmp_path / "out", 120, PYTHON=str(_fake_python(tmp_path)),
                              STYLESTEER_WHEELS=str(wheels), STYLESTEER_SHARED=str(tmp_path / "nowhere"),
-                             DEVICE_CHECK_DRY_RUN="1")
-    assert r.returncode == 0, r.stdout + r.stderr
+                             DEVICE_CHECK_DRY_RUN="1", **extra)
     status = {s["name"]: s["status"] for s in summary["stages"]}
-    assert list(status) == STAGES
+    if not test_extras:  # .[test] failed: the app alone is installed, and the failure stays in the summary
+        assert r.returncode == 1 and status.pop("install") == "failed" and status.pop("install-core") == "ok"
+        status = {"install": "ok", **status}
+        assert (tmp_path / "pip-calls").read_text().splitlines()[-1].endswith(" -e .")
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(status) == sorted(STAGES)
     assert status["env"] == "ok" and status["install"] == "ok"
     assert all(status[s] == "skipped" for s in STAGES[2:])
     pip = (tmp_path / "pip-calls").read_text()
