@@ -339,10 +339,6 @@ class PhraseRulesProcessor(LogitsProcessor):
         self._tails: list[_Tail] = []
         self._seen = -1
 
-    @classmethod
-    def for_tokenizer(cls, tokenizer: Any, rules: PhraseRules, state: RulesState | None = None) -> PhraseRulesProcessor:
-        return cls(compile_rules(tokenizer, rules), state)
-
     def _sync(self, input_ids: torch.Tensor) -> None:
         c = self.compiled
         B, L = input_ids.shape
@@ -417,7 +413,7 @@ class PhraseRulesProcessor(LogitsProcessor):
                 touched = np.fromiter(acc.keys(), dtype=np.int64, count=len(acc))
                 delta = np.fromiter(acc.values(), dtype=np.float32, count=len(acc))
             row = scores[b]
-            before = row[torch.from_numpy(np.union1d(touched, banned)).to(device)]
+            cols = torch.from_numpy(np.union1d(touched, banned)).to(device)
             if touched.size:
                 t_idx = torch.from_numpy(touched).to(device)
                 out[b, t_idx] = row[t_idx] + torch.from_numpy(delta).to(device, row.dtype)
@@ -426,9 +422,8 @@ class PhraseRulesProcessor(LogitsProcessor):
                 if banned.size >= c.n_writable and not bool(torch.isfinite(out[b]).any()):
                     out[b] = row  # every token banned here: better an unbanned step than a sample from nothing
             if lse is not None:
-                cols = torch.from_numpy(np.union1d(touched, banned)).to(device)
                 # float64: a bias of +100 overflows exp() in float32
-                p_before = torch.exp(before.double() - lse[b])
+                p_before = torch.exp(row[cols].double() - lse[b])
                 p_after = torch.exp(out[b, cols].double() - lse[b])
                 p_after = p_after / (1.0 - p_before.sum() + p_after.sum()).clamp_min(1e-30)
                 adjusted.append(bool(cols.numel()) and float((p_after - p_before).abs().max()) >= FLAG_SHIFT)
