@@ -36,6 +36,21 @@ def _tinted(win: MainWindow) -> list[tuple[str, float]]:
     return [(t.step.text, round(t.step.js_bits, 4)) for t in win.editor.tokens() if not t.ghost]
 
 
+def _set_memory(win: MainWindow, memory: str, note: str = "", depth: int = 3) -> None:
+    """Memory and the Author's note as the writer types them into the panel."""
+    win.session_panel.set_values(memory, note, depth)
+    win.session_panel.changed.emit()
+
+
+def _save_with_memory(qtbot, fake_backend, doc: Path, memory: str) -> None:
+    """Open `doc` in a window, give it a Memory, save and close: its session is on disk."""
+    win = _window(qtbot, fake_backend)
+    assert win.open_path(doc)
+    _set_memory(win, memory)
+    assert win.save()
+    _close(win)
+
+
 def test_a_document_comes_back_with_its_settings_memory_note_and_tints(qtbot, fake_backend, tmp_path: Path) -> None:
     fake_backend._styles["holmes"] = StyleInfo("holmes", 1, 10, "t")
     (tmp_path / "docs").mkdir()
@@ -48,8 +63,7 @@ def test_a_document_comes_back_with_its_settings_memory_note_and_tints(qtbot, fa
     win.controls.set_lam(0.55)
     win.controls.set_mode("dense")
     win.controls.max_tokens.setValue(6)
-    win.session_panel.set_values("Anna is a smuggler.", "[Tone: bleak]", 1)
-    win.session_panel.changed.emit()
+    _set_memory(win, "Anna is a smuggler.", "[Tone: bleak]", 1)
     _generate(qtbot, win)
     ctx = win.last_context
     assert ctx.prompt.startswith("Anna is a smuggler.\n\n") and "[Tone: bleak]" in ctx.prompt
@@ -119,12 +133,7 @@ def test_tints_survive_edits_before_them_and_a_suggestion_showing_at_save(qtbot,
 def test_a_document_changed_outside_offers_to_keep_or_drop_its_session(qtbot, fake_backend, tmp_path) -> None:
     doc = tmp_path / "story.md"
     doc.write_text("One.\n\nTwo.", encoding="utf-8")
-    win = _window(qtbot, fake_backend)
-    assert win.open_path(doc)
-    win.session_panel.set_values("Remember me.", "", 3)
-    win.session_panel.changed.emit()
-    assert win.save()
-    _close(win)
+    _save_with_memory(qtbot, fake_backend, doc, "Remember me.")
     doc.write_text("One.\n\nTwo, changed in another editor.", encoding="utf-8")
 
     drop = _window(qtbot, fake_backend)
@@ -134,12 +143,7 @@ def test_a_document_changed_outside_offers_to_keep_or_drop_its_session(qtbot, fa
     assert drop.session_panel.values()[0] == "" and sessions.load(doc)[0] is None
     _close(drop)
 
-    win = _window(qtbot, fake_backend)
-    assert win.open_path(doc)
-    win.session_panel.set_values("Remember me.", "", 3)
-    win.session_panel.changed.emit()
-    assert win.save()
-    _close(win)
+    _save_with_memory(qtbot, fake_backend, doc, "Remember me.")
     doc.write_text("Changed again.", encoding="utf-8")
     keep = _window(qtbot, fake_backend)
     keep.sessions.ask = lambda _question: True
@@ -152,12 +156,7 @@ def test_a_document_changed_outside_offers_to_keep_or_drop_its_session(qtbot, fa
 def test_a_moved_document_offers_its_session(qtbot, fake_backend, tmp_path) -> None:
     doc = tmp_path / "story.md"
     doc.write_text("A text that moves.", encoding="utf-8")
-    win = _window(qtbot, fake_backend)
-    assert win.open_path(doc)
-    win.session_panel.set_values("Moved memory.", "", 3)
-    win.session_panel.changed.emit()
-    assert win.save()
-    _close(win)
+    _save_with_memory(qtbot, fake_backend, doc, "Moved memory.")
     moved = tmp_path / "elsewhere.md"
     doc.rename(moved)
     again = _window(qtbot, fake_backend)
@@ -200,8 +199,7 @@ def test_memory_longer_than_the_window_is_refused_saying_by_how_much(qtbot, fake
 def test_an_untitled_document_gets_its_session_when_first_saved(qtbot, fake_backend, tmp_path) -> None:
     win = _window(qtbot, fake_backend)
     win.editor.load_text("Fresh text.")
-    win.session_panel.set_values("Kept from the start.", "", 2)
-    win.session_panel.changed.emit()
+    _set_memory(win, "Kept from the start.", depth=2)
     win.controls.max_tokens.setValue(3)
     _generate(qtbot, win)
     qtbot.keyClick(win.editor, Qt.Key.Key_Tab)
@@ -220,8 +218,7 @@ def test_a_recovered_draft_of_a_document_is_not_taken_for_a_change_outside(qtbot
     doc.write_text("Saved text.", encoding="utf-8")
     win = _window(qtbot, fake_backend)
     assert win.open_path(doc)
-    win.session_panel.set_values("Still here.", "", 3)
-    win.session_panel.changed.emit()
+    _set_memory(win, "Still here.")
     assert win.save()
     win.editor.moveCursor(QTextCursor.MoveOperation.End)
     win.editor.setFocus()
@@ -293,8 +290,7 @@ def test_a_documents_own_phrase_list_is_kept_in_its_session_and_used_with_the_gl
     assert win.controls.document_rules == PhraseRules(bans=(" suddenly",), biases=((" moor", 4.0),))
     used = win.controls.sampling().rules
     assert used is not None and set(used.bans) == {"shivers down", " suddenly"} and used.biases == ((" moor", 4.0),)
-    win.session_panel.set_values("Anna is a smuggler.", "", 2)
-    win.session_panel.changed.emit()
+    _set_memory(win, "Anna is a smuggler.", depth=2)
     assert win.save()
     # Another document without a session: its own list and Memory start empty; the global list stays.
     assert win.open_path(other)
