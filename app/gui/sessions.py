@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,6 @@ from PySide6.QtWidgets import QMessageBox, QStatusBar, QWidget
 from app.gui.controls import SteeringControls
 from app.gui.editor import Editor
 from app.gui.session_panel import SessionPanel
-from app.gui.settings import SteerSettings
 from app.gui.style_panel import StylePanel
 from engine import session as sessions
 from engine.context import DEFAULT_NOTE_DEPTH
@@ -182,9 +181,10 @@ class SessionKeeper(QObject):
             v = self.host.controls.values()
             if s.sampling:
                 c: SamplingConfig = s.sampling_config()
-                v = SteerSettings(greedy=c.greedy, temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
-                                  repetition_penalty=c.repetition_penalty, seed=-1 if c.seed is None else c.seed,
-                                  max_new_tokens=c.max_new_tokens)
+                # Only what a session holds: the window's own settings (the context limit) stay as they are.
+                v = replace(v, greedy=c.greedy, temperature=c.temperature, top_p=c.top_p, top_k=c.top_k,
+                            repetition_penalty=c.repetition_penalty, seed=-1 if c.seed is None else c.seed,
+                            max_new_tokens=c.max_new_tokens)
             v.lam, v.mode, v.budget_bits = s.lam, s.mode, s.budget
             self.host.controls.set_values(v)
             self.host.session_panel.set_values(s.memory, s.authors_note, s.note_depth)

@@ -86,7 +86,9 @@ def test_a_document_comes_back_with_its_settings_memory_note_and_tints(qtbot, fa
     again = _window(qtbot, fake_backend)
     again.controls.set_lam(0.1)
     again.controls.set_mode("paper")
+    again.controls.context_limit.setValue(1024)  # the window's own setting, not the document's
     assert again.open_path(doc)
+    assert again.controls.values().context_limit == 1024
     qtbot.waitUntil(lambda: again.styles.active() == "holmes", timeout=5000)
     assert again.controls.lam() == 0.55 and again.controls.values().mode == "dense"
     assert again.controls.values().max_new_tokens == 6
