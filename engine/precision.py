@@ -258,15 +258,6 @@ def teacher_forced_agreement(model: Any, prompt_ids: list[int], reference: list[
     return sum(int(g == r) for g, r in zip(guesses, reference, strict=True)), len(reference)
 
 
-def perplexity(model: Any, ids: list[int]) -> float:
-    """Perplexity of `model` on the token ids (one forward, float32 logits)."""
-    x = torch.tensor([ids], dtype=torch.long)
-    with torch.inference_mode():
-        logits = model(input_ids=x).logits[0, :-1].float()
-    nll = torch.nn.functional.cross_entropy(logits, x[0, 1:])
-    return float(torch.exp(nll))
-
-
 def measure(model: Any, prompts: list[list[int]], tokens: int, precisions: list[str]) -> dict[str, dict[str, float]]:
     """Agreement with fp32 and greedy tokens/s of each precision (fp32 included), one after the other.
 

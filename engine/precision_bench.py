@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import resource
 import statistics
@@ -21,8 +22,9 @@ from typing import Any
 
 import torch
 
+from engine.metrics import base_ppl
 from engine.models import LoadedModel
-from engine.precision import AUTO_PROMPTS, convert, greedy_ids, perplexity, teacher_forced_agreement, weight_bytes
+from engine.precision import AUTO_PROMPTS, convert, greedy_ids, teacher_forced_agreement, weight_bytes
 
 HELD_OUT_FILE = "tinyshakespeare.txt"
 HELD_OUT_TOKENS = 256
@@ -109,7 +111,8 @@ def run_precision_bench(lm: LoadedModel, precisions: list[str], *, tokens: int =
             a, n = teacher_forced_agreement(v.model, prompt_ids, ref)
             agree, total = agree + a, total + n
         agreement[p] = agree / max(total, 1)
-        ppl[p] = perplexity(v.model, held_out)
+        held_ppl = base_ppl(v, held_out[:1], held_out[1:])
+        ppl[p] = math.nan if held_ppl is None else held_ppl
         log(f"{p}: agreement with fp32 {agreement[p]:.3f}, held-out perplexity {ppl[p]:.3f}")
     best = max(order, key=lambda p: tps[p])
     result = {
