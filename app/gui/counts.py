@@ -168,6 +168,10 @@ class CountKeeper(QObject):
         """Count the writer's text now, if it changed (the results arrive later, on the GUI thread)."""
         if self._closed or self._editor.has_ghost():
             return
+        self._count_words()
+
+    def _count_words(self) -> None:
+        """Count the document as the mirror holds it now, which must be the writer's text alone."""
         version = self.mirror.version
         if self._words_busy or version == self._words_version:
             self._count_tokens()
@@ -251,6 +255,11 @@ class CountKeeper(QObject):
             # The suggestion's generation is queued behind a count: the count gives way (a large document's first
             # count takes about a second per megabyte).
             self._worker.cancel(self._token_job)
+            if self._timer.isActive() and not self._closed:
+                # An edit not counted yet: the suggestion has no text so far, so the words can be counted now
+                # rather than showing the text before the edit for as long as the suggestion stays.
+                self._timer.stop()
+                self._count_words()
         else:
             self._timer.start()
 

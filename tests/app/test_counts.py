@@ -39,6 +39,15 @@ def test_the_token_count_follows_typing_and_leaves_out_the_suggestion(qtbot, win
     qtbot.waitUntil(lambda: window.token_label.text() == "≈7 tokens", timeout=5000)
 
 
+def test_text_loaded_just_before_a_suggestion_is_counted_while_the_suggestion_shows(qtbot, window) -> None:
+    # Open a document and press Ctrl+Enter at once: the edit's count is still waiting when the suggestion begins.
+    window.editor.load_text("Three plain words")
+    assert window.counts._timer.isActive()
+    window.editor.begin_ghost()
+    window.editor.append_ghost(_ghost(" and a suggestion"))
+    qtbot.waitUntil(lambda: window.count_label.text() == "3 words · 17 characters", timeout=5000)
+
+
 def test_tokens_are_counted_on_the_worker_and_words_on_the_pool(qtbot, window, fake_backend, monkeypatch) -> None:
     threads: list[int] = []
     count = counts.WordCounter.count
