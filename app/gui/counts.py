@@ -205,10 +205,10 @@ class CountKeeper(QObject):
         self.words_label = words_text(words, chars)
         self.wordsChanged.emit(self.words_label)
         self._text = (version, text)
-        if self.mirror.version != version:
+        if self.mirror.version != version and not self._editor.has_ghost():
             self.refresh()  # edited while counting
         else:
-            self._count_tokens()
+            self._count_tokens()  # (a suggestion's text does not count: with one showing, this text is the writer's)
 
     def _words_failed(self, exc: BaseException) -> None:
         self._words_busy = False
@@ -218,11 +218,17 @@ class CountKeeper(QObject):
 
     # --- tokens, on the worker ----------------------------------------------------------------------
     def _count_tokens(self) -> None:
-        if (self._closed or self._worker.model is None or self._token_job is not None or self._text is None
-                or self._editor.has_ghost()):
+        if self._closed or self._worker.model is None or self._token_job is not None or self._text is None:
             return
         version, text = self._text
         if version == self._tokens_version:
+            return
+        if self._editor.has_ghost():
+            # Counted once the suggestion is gone (it must not wait behind a count); until then the count of the
+            # text before the edit would be wrong, so none is shown.
+            if self.tokens_label:
+                self.tokens_label = ""
+                self.tokensChanged.emit("")
             return
         try:
             self._token_job = self._worker.count_tokens(

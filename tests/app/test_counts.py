@@ -40,12 +40,18 @@ def test_the_token_count_follows_typing_and_leaves_out_the_suggestion(qtbot, win
 
 
 def test_text_loaded_just_before_a_suggestion_is_counted_while_the_suggestion_shows(qtbot, window) -> None:
+    window.editor.setFocus()
+    qtbot.keyClicks(window.editor, "Before")
+    qtbot.waitUntil(lambda: window.token_label.text() == "≈1 tokens", timeout=5000)
     # Open a document and press Ctrl+Enter at once: the edit's count is still waiting when the suggestion begins.
     window.editor.load_text("Three plain words")
     assert window.counts._timer.isActive()
     window.editor.begin_ghost()
     window.editor.append_ghost(_ghost(" and a suggestion"))
     qtbot.waitUntil(lambda: window.count_label.text() == "3 words · 17 characters", timeout=5000)
+    assert window.token_label.text() == ""  # not the count of the text before: none until it is counted
+    window.editor.accept_ghost()
+    qtbot.waitUntil(lambda: window.token_label.text().endswith(" tokens"), timeout=5000)
 
 
 def test_tokens_are_counted_on_the_worker_and_words_on_the_pool(qtbot, window, fake_backend, monkeypatch) -> None:
