@@ -176,11 +176,14 @@ def open_source(candidate: Candidate, stop: threading.Event | None = None) -> So
     """
     path = candidate.path
     suffix = path.suffix.lower()
+    # Any suffix but the rich formats' is read as text, whose decoding tells binary apart (`stylesteer check`
+    # reads files of any name; the importer only finds SUPPORTED_SUFFIXES).
+    plain = suffix not in HTML_SUFFIXES and suffix not in (".docx", ".epub")
     try:
         size = path.stat().st_size
         if size == 0:
             raise ReadError("empty file")
-        if suffix in PLAIN_SUFFIXES and size > STREAM_THRESHOLD:
+        if plain and size > STREAM_THRESHOLD:
             return _open_streamed(path, size, stop)
         if size > MAX_RICH_BYTES:
             raise ReadError(f"too large for a {suffix} file ({size / 2**20:.0f} MiB)")
@@ -190,7 +193,7 @@ def open_source(candidate: Candidate, stop: threading.Event | None = None) -> So
     except OSError as exc:
         raise ReadError(_os_reason(exc)) from exc
     sha = hashlib.sha256(data).hexdigest()
-    if suffix in PLAIN_SUFFIXES:
+    if plain:
         text, encoding = decode_bytes(data)
     elif suffix in HTML_SUFFIXES:
         text, encoding = html_to_text(data)

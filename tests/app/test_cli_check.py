@@ -31,14 +31,16 @@ def one_error_line(err: str, message: str) -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty file"),
-    (b"   \n\n  ", "no text"),
-    (b"\x00\x01\x02binary" * 50, "binary file"),
+@pytest.mark.parametrize("content, message, name", [
+    (b"", "empty file", "bad.txt"),
+    (b"   \n\n  ", "no text", "bad.txt"),
+    (b"\x00\x01\x02binary" * 50, "binary file", "bad.txt"),
+    (b"\x00\x01\x02binary" * 50, "binary file", "bad.dat"),  # a name the importer would not pick up
 ])
-def test_empty_or_binary_files_are_refused_before_a_model_loads(capsys, tmp_path, monkeypatch, content, message):
+def test_empty_or_binary_files_are_refused_before_a_model_loads(capsys, tmp_path, monkeypatch, content, message,
+                                                                 name):
     monkeypatch.setattr(check, "load_model_for_cli", lambda args: pytest.fail("a model was loaded"))
-    f = tmp_path / "bad.txt"
+    f = tmp_path / name
     f.write_bytes(content)
     code, out, err = run(capsys, "check", "--style", "any", str(f))
     assert code == 2 and out == ""
