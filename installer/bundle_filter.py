@@ -26,6 +26,11 @@ LINUX_SYSTEM_LIBRARIES = re.compile(
     r"Xrandr|xkbcommon|fontconfig|freetype|dbus-1|glib-2\.0|gobject-2\.0|gio-2\.0|gmodule-2\.0|gthread-2\.0|"
     r"wayland-|vulkan|asound|pulse|stdc\+\+|gcc_s)[^/]*\.so[^/]*$")
 
+# A wheel's own copies, renamed by auditwheel (pillow.libs/libxcb-9065bb12.so.1.1.0): only that wheel's
+# extensions load them, by that name, so they never clash with the desktop's; without them PIL (and so
+# the tune panel's plots) cannot import.
+VENDORED = re.compile(r"(^|/)[^/]+\.libs/[^/]+$")
+
 
 def dropped(dest: str, *, cpu_build: bool, platform: str) -> bool:
     """Whether a file at `dest` (its path inside the bundle) is left out."""
@@ -34,7 +39,7 @@ def dropped(dest: str, *, cpu_build: bool, platform: str) -> bool:
         return True
     if cpu_build and GPU_FILES.search(dest):
         return True
-    return platform.startswith("linux") and bool(LINUX_SYSTEM_LIBRARIES.search(dest))
+    return platform.startswith("linux") and bool(LINUX_SYSTEM_LIBRARIES.search(dest)) and not VENDORED.search(dest)
 
 
 def keep(entries: Iterable[tuple], *, cpu_build: bool, platform: str) -> list[tuple]:

@@ -111,6 +111,7 @@ def test_every_path_the_spec_names_exists():
     ("bitsandbytes/libbitsandbytes_rocm63.so", True, True),
     ("libcudart.so.13", True, True),
     ("libxcb-icccm.so.4", True, True),
+    ("pillow.libs/libxcb-9065bb12.so.1.1.0", True, False),
     ("libstdc++.so.6", True, True),
     ("PySide6/Qt/lib/libQt6XcbQpa.so.6", True, False),
     ("PySide6/Qt/plugins/platforms/libqxcb.so", True, False),
