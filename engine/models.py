@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from engine import checkpoint_pages
 from engine.tokenizer_load import load_stepwise
 from engine.types import QUANTIZE_CHOICES
 from styles.paths import models_dir
@@ -325,9 +326,10 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
         from engine.precision import cached_choice
 
         wanted = cached_choice(key) or "auto"
-    # A bf16 checkpoint bound for bf16 or int8 loads as bf16: never a full fp32 copy in memory.
-    load_dtype = torch.bfloat16 if (dev.type == "cpu" and qconfig is None and wanted in ("bf16", "int8")
-                                    and gguf is None and _checkpoint_dtype(source) == "bfloat16") else dtype
+    # On the CPU a checkpoint loads in the dtype it is stored in: its weights stay mapped from the file,
+    # unread, until the conversion below copies them one by one (never a second full copy in memory).
+    stored = _CHECKPOINT_DTYPES.get(_checkpoint_dtype(source) or "") if gguf is None else None
+    load_dtype = stored if (dev.type == "cpu" and qconfig is None and stored is not None) else dtype
     stage("loading the weights", 0.75 if gguf is None else 0.3)
     load_kwargs: dict[str, Any] = dict(kwargs, dtype=load_dtype, low_cpu_mem_usage=True)
     if qconfig is not None:
@@ -350,15 +352,14 @@ def load_model(spec: str | None = None, *, device: str | None = None, quantize: 
             model.to(dev, dtype=dtype)
     model.eval()
     chosen = "fp32"
-    if dev.type == "cpu" and qconfig is None and load_dtype == torch.bfloat16:
-        from engine.precision import convert, float_rest
+    if dev.type == "cpu" and qconfig is None and load_dtype == stored and wanted in ("bf16", "int8"):
+        from engine.precision import convert
 
         chosen = wanted
         stage(f"converting the weights to {wanted}", 0.95)
         convert(model, wanted)
-        if wanted == "int8":
-            float_rest(model)  # embeddings, norms and the head back to fp32, as from an fp32 load
-            _column_major_linears(model)
+        if wanted == "int8":  # embeddings, norms and the head to fp32, as from an fp32 load
+            _column_major_linears(model, float_buffers=False)
     elif dev.type == "cpu" and qconfig is None:
         _column_major_linears(model)
         chosen = _apply_precision(model, tokenizer, wanted, key, stage, say)
@@ -416,28 +417,42 @@ class _BatchAwareHead(torch.nn.Module):
         return out.reshape(*hidden.shape[:-1], self.out_features)
 
 
-def _column_major_linears(model: Any) -> None:
-    """Store every Linear weight [out, in] as the transpose of a contiguous [in, out] matrix.
+def _column_major_linears(model: Any, *, float_buffers: bool = True) -> None:
+    """Every floating weight -> fp32, each Linear weight [out, in] stored as the transpose of a contiguous [in, out].
 
-    Same values, same parameters, no extra memory: F.linear then hands MKL a plain row-major
-    right-hand side, which on the CPU is 1.1-1.3x faster per decoding step for batch sizes 1-2
-    (measured on the demo model). Tied weights stay tied.
+    Same values: F.linear then hands MKL a plain row-major right-hand side, which on the CPU is
+    1.1-1.3x faster per decoding step for batch sizes 1-2 (measured on the demo model). One weight
+    at a time, each old one's checkpoint pages given back as soon as it is replaced
+    (engine.checkpoint_pages), so a bf16 or fp32 checkpoint becomes the fp32 model with no second
+    copy in memory. Tied weights stay tied. `float_buffers=False` leaves buffers alone (an int8
+    model's scales).
     """
     done: dict[int, torch.nn.Parameter] = {}
+    mappings = checkpoint_pages.checkpoint_mappings()
     with torch.no_grad():
         for module in model.modules():
-            if not isinstance(module, torch.nn.Linear) or module.weight.dim() != 2:
-                continue
-            old = module.weight
-            if id(old) not in done:
-                done[id(old)] = torch.nn.Parameter(old.detach().t().contiguous().t(), requires_grad=False)
-            module.weight = done[id(old)]
-        embeddings = model.get_input_embeddings()
-        if embeddings is not None and id(embeddings.weight) in done:
-            embeddings.weight = done[id(embeddings.weight)]
+            linear = isinstance(module, torch.nn.Linear) and module.weight.dim() == 2
+            for key, old in list(module._parameters.items()):
+                if old is None or not old.is_floating_point():
+                    continue
+                if id(old) not in done:
+                    column_major = linear and key == "weight"
+                    fresh = checkpoint_pages.converted(old.detach(), torch.float32, column_major, mappings) if (
+                        column_major or old.dtype != torch.float32) else old.detach()
+                    done[id(old)] = torch.nn.Parameter(fresh, requires_grad=False)
+                module._parameters[key] = done[id(old)]
+            for key, buf in list(module._buffers.items()) if float_buffers else ():
+                if buf is not None and buf.is_floating_point() and buf.dtype != torch.float32:
+                    module._buffers[key] = buf.float()
+    config = getattr(model, "config", None)
+    if config is not None:
+        config.dtype = torch.float32
     head = model.get_output_embeddings()
     if isinstance(head, torch.nn.Linear):
         model.set_output_embeddings(_BatchAwareHead(head))
+
+
+_CHECKPOINT_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def _checkpoint_dtype(source: str) -> str | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from engine import checkpoint_pages
 from engine.types import PRECISION_CHOICES
 
 AUTO_PROMPTS = (
@@ -125,9 +126,9 @@ class Int8Linear(torch.nn.Module):
     def __init__(self, linear: torch.nn.Linear) -> None:
         super().__init__()
         with torch.no_grad():
-            w = linear.weight.detach().float()
-            scales = w.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-            q = torch.round(w / scales[:, None]).clamp(-127, 127).to(torch.int8).contiguous()
+            w = linear.weight.detach().to(torch.float32, copy=True)  # one layer's copy, rounded in place
+            scales = torch.maximum(w.amax(dim=1), -w.amin(dim=1)).clamp(min=1e-8) / 127.0  # no |w| copy
+            q = w.div_(scales[:, None]).round_().clamp_(-127, 127).to(torch.int8).contiguous()
         self.qweight: torch.Tensor
         self.scales: torch.Tensor
         self.register_buffer("qweight", q)
@@ -157,21 +158,27 @@ def _to_int8(model: Any) -> None:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     names = [n for n, m in model.named_modules()
              if isinstance(m, torch.nn.Linear) and m is not head and m.weight.dim() == 2]
+    mappings = checkpoint_pages.checkpoint_mappings()
     for name in names:
         parent, child = _owner(model, name)
-        setattr(parent, child, Int8Linear(getattr(parent, child)))
+        old = getattr(parent, child)
+        setattr(parent, child, Int8Linear(old))
+        checkpoint_pages.release([old.weight], mappings)
 
 
 def _to_bf16(model: torch.nn.Module) -> None:
     """Every floating parameter and buffer -> bf16, row-major, one at a time (in place); ties survive."""
     done: dict[int, torch.nn.Parameter] = {}
+    mappings = checkpoint_pages.checkpoint_mappings()
     with torch.no_grad():
         for module in model.modules():
             for key, p in list(module._parameters.items()):
                 if p is None or not p.is_floating_point():
                     continue
                 if id(p) not in done:
-                    done[id(p)] = torch.nn.Parameter(p.detach().to(torch.bfloat16).contiguous(), requires_grad=False)
+                    fresh = p.detach() if p.dtype == torch.bfloat16 and p.is_contiguous() else (
+                        checkpoint_pages.converted(p.detach(), torch.bfloat16, mappings=mappings))
+                    done[id(p)] = torch.nn.Parameter(fresh, requires_grad=False)
                 module._parameters[key] = done[id(p)]
             for key, b in list(module._buffers.items()):
                 if b is not None and b.is_floating_point() and key != "inv_freq":
@@ -179,22 +186,6 @@ def _to_bf16(model: torch.nn.Module) -> None:
     config = getattr(model, "config", None)
     if config is not None:
         config.dtype = torch.bfloat16
-
-
-def float_rest(model: torch.nn.Module) -> None:
-    """Every floating parameter outside the int8 Linears -> fp32, one at a time (in place); ties survive."""
-    done: dict[int, torch.nn.Parameter] = {}
-    with torch.no_grad():
-        for module in model.modules():
-            for key, p in list(module._parameters.items()):
-                if p is None or not p.is_floating_point() or p.dtype == torch.float32:
-                    continue
-                if id(p) not in done:
-                    done[id(p)] = torch.nn.Parameter(p.detach().float(), requires_grad=False)
-                module._parameters[key] = done[id(p)]
-    config = getattr(model, "config", None)
-    if config is not None:
-        config.dtype = torch.float32
 
 
 def convert(model: Any, precision: str, *, keep_original: bool = False) -> Any:

@@ -132,7 +132,10 @@ def measure_memory(model: str, precision: str, tokens: int, timeout: float = 600
     """Peak resident memory of loading `model` at `precision` and decoding `tokens` tokens, in a fresh process.
 
     `peak_rss_over_weights` divides the process's whole peak (Python, torch and the libraries included)
-    by the weights' bytes; `baseline_rss_bytes` is the peak before the load, after the imports.
+    by the weights' bytes; `baseline_rss_bytes` is the peak before the load, after the imports;
+    `runtime_rss_bytes` the resident memory as the weights start loading (the tokenizer loaded too), so
+    `peak_rss_above_runtime_over_weights` is what loading and decoding the weights cost: 1.0 when the
+    weights are the only copy.
     """
     cmd = [sys.executable, "-m", "engine.precision_bench", model, precision, str(tokens)]
     root = str(Path(__file__).resolve().parents[1])
@@ -158,6 +161,17 @@ def _peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB, macOS bytes
 
 
+def _current_rss_bytes() -> int:
+    """This process's resident memory now (VmRSS; 0 where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def _memory_main(model: str, precision: str, tokens: int) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM  # noqa: F401 - imported before the baseline is read
 
@@ -166,8 +180,14 @@ def _memory_main(model: str, precision: str, tokens: int) -> dict[str, Any]:
     from engine.types import SamplingConfig
 
     baseline = _peak_rss_bytes()
+    runtime: list[int] = []
+
+    def stage(name: str, _fraction: float) -> None:
+        if name == "loading the weights":  # the interpreter, the libraries and the tokenizer are in
+            runtime.append(max(_current_rss_bytes(), baseline))
+
     start = time.perf_counter()
-    lm = load_model(model, device="cpu", precision=precision)
+    lm = load_model(model, device="cpu", precision=precision, progress=stage)
     load_s = time.perf_counter() - start
     after_load = _peak_rss_bytes()
     gen = stream(lm, AUTO_PROMPTS[0], SamplingConfig(max_new_tokens=tokens, greedy=True, stop_at_eos=False,
@@ -176,10 +196,13 @@ def _memory_main(model: str, precision: str, tokens: int) -> dict[str, Any]:
         pass
     peak = _peak_rss_bytes()
     weights = weight_bytes(lm.model)
+    before_weights = runtime[0] if runtime else baseline
     return {"precision": lm.precision, "weights_bytes": weights, "baseline_rss_bytes": baseline,
+            "runtime_rss_bytes": before_weights,
             "peak_rss_after_load_bytes": after_load, "peak_rss_bytes": peak,
             "peak_rss_over_weights": peak / weights,
             "peak_rss_above_baseline_over_weights": (peak - baseline) / weights,
+            "peak_rss_above_runtime_over_weights": (peak - before_weights) / weights,
             "load_seconds": load_s, "tokens": len(gen.token_ids)}
 
 

@@ -175,8 +175,8 @@ def _print_precision(p: dict[str, Any], memory: dict[str, Any]) -> None:
     if memory.get("peak_rss_over_weights") is not None:
         print(f"  peak RSS loading and decoding at {memory['precision']}: {memory['peak_rss_bytes'] / 2**20:.0f} MB, "
               f"x{memory['peak_rss_over_weights']:.2f} of the weights "
-              f"(x{memory['peak_rss_above_baseline_over_weights']:.2f} above the imports' "
-              f"{memory['baseline_rss_bytes'] / 2**20:.0f} MB)")
+              f"(x{memory['peak_rss_above_runtime_over_weights']:.2f} above the "
+              f"{memory['runtime_rss_bytes'] / 2**20:.0f} MB of Python, libraries and tokenizer)")
 
 
 def torch_threads() -> int:
