@@ -184,8 +184,11 @@ def _convert_demo(stage: _Stages, notify: Notify) -> Path:
     gguf = demo_gguf_path()
     notify(f"converting the bundled demo model once to {target} (about 20 s; later starts take a few seconds)")
     stage("reading the demo model (GGUF)", 0.1)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as exc:  # a library the reader needs, or a damaged file: say which, in one line
+        raise ModelLoadError(f"cannot read the bundled demo model {gguf}: {_first_line(exc)}") from exc
     stage("writing the safetensors cache", 0.6)
     # A GGUF-loaded model carries a quantizer marker that makes save_pretrained refuse;
     # its weights are already de-quantized to float, so the marker can go.

@@ -117,3 +117,19 @@ def test_default_model_is_read_when_asked(monkeypatch):
 def test_quantize_choice_validated():
     with pytest.raises(ModelLoadError, match="8bit or 4bit"):
         models._quantization_config("2bit", torch.device("cpu"), torch.float32)
+
+
+def test_a_demo_conversion_that_fails_says_so_in_one_line(monkeypatch, tmp_path):
+    # e.g. a frozen build without a library transformers needs to read GGUF: a message, not a traceback
+    import transformers
+
+    monkeypatch.setenv("STYLESTEER_HOME", str(tmp_path))
+    monkeypatch.delenv("STYLESTEER_MODELS", raising=False)  # no converted copy: the conversion runs
+
+    def refuse(*_args, **_kwargs):
+        raise ValueError("Kernels are not available. Please install a compatible version\nmore detail")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    with pytest.raises(models.ModelLoadError, match="cannot read the bundled demo model .*Kernels are not available"):
+        models.load_model("demo", device="cpu")
+    assert not any((tmp_path / "models").glob("*"))  # nothing half-written left behind
