@@ -66,6 +66,17 @@ def test_every_package_the_spec_collects_imports_and_has_its_files():
         importlib.import_module(package)
 
 
+def test_the_kernels_package_transformers_imports_has_its_data_and_metadata():
+    # without python_depends.json `import transformers.models.llama` fails in the bundle; without the
+    # metadata transformers says kernels is missing and cannot read the demo model's GGUF file
+    tree = _spec_tree()
+    assert "kernels" in _called_with(tree, "collect_data_files")
+    spec = importlib.util.find_spec("kernels")
+    assert spec is not None and spec.submodule_search_locations
+    assert (Path(next(iter(spec.submodule_search_locations))) / "_internals" / "python_depends.json").is_file()
+    assert "kernels" in _constant(tree, "DISTRIBUTIONS")
+
+
 def test_the_spell_checker_and_its_english_dictionary_are_bundled():
     tree = _spec_tree()
     assert "spellchecker" in _called_with(tree, "collect_data_files")
