@@ -121,6 +121,9 @@ fi
 # The interpreter compiled in the build root carries its debug information (~24 MB); nothing
 # else is stripped, as many wheels' libraries were rewritten by auditwheel and strip can break them.
 if [ "$mode" = buildroot ]; then strip --strip-debug "$dist"/StyleSteer/_internal/libpython3*.so*; fi
+# torch's two big libraries ship their full symbol tables (93 MB, not needed to load or run: the dynamic
+# symbols stay). The PyTorch wheel's libraries are not rewritten by auditwheel, so strip is safe on them.
+strip --strip-unneeded "$dist"/StyleSteer/_internal/torch/lib/libtorch_cpu.so "$dist"/StyleSteer/_internal/torch/lib/libtorch_python.so
 
 # --- the archive -----------------------------------------------------------------------------------
 say "assembling $dist/$name.tar.gz"
@@ -132,7 +135,9 @@ tar -czf "$dist/$name.tar.gz" -C "$dist" "$name"
 
 say "glibc floor of the bundle:"
 installer/glibc-floor.sh "$dist/$name" "$glibc_max" >&2
-say "unpacked: $(du -sh "$dist/$name" | cut -f1), archive: $(du -sh "$dist/$name.tar.gz" | cut -f1), built in $(( $(date +%s) - started )) s"
+unpacked_bytes="$(du -sb "$dist/$name" | cut -f1)"
+say "unpacked: $unpacked_bytes bytes ($(du -sh "$dist/$name" | cut -f1) on disk), archive: $(du -sh "$dist/$name.tar.gz" | cut -f1), built in $(( $(date +%s) - started )) s"
+[ "$unpacked_bytes" -le "${STYLESTEER_MAX_BYTES:-1000000000}" ] || { say "the bundle is over ${STYLESTEER_MAX_BYTES:-1000000000} bytes"; exit 1; }
 
 if [ "$smoke" = 1 ]; then
   installer/smoke.sh "$dist/$name.tar.gz"

@@ -119,7 +119,7 @@ if [ "$installed" = 1 ]; then
   else
     step "desktop-file-validate" "not installed; skipped"
   fi
-  exec_bin="$(sed -n 's/^Exec=\(.*\) gui$/\1/p' "$desktop" | tr -d '"')"
+  exec_bin="$(sed -n 's/^Exec=\(.*\) gui\( %[fF]\)\{0,1\}$/\1/p' "$desktop" | tr -d '"')"
   [ -x "$exec_bin" ] && [ ! -L "$exec_bin" ] || fail "the desktop entry's Exec is not the real binary: $exec_bin"
   [ -f "$HOME/.local/share/icons/hicolor/256x256/apps/stylesteer.png" ] || fail "no icon in the hicolor theme"
 
