@@ -22,22 +22,23 @@ LAM = 0.5
 # Budget mode's tau_max for the pins, explicit so that a change of the product's default does not move them.
 TAU_MAX = 0.2
 # Pinned before the engine's restructure (greedy, and sampling with the app's defaults at seed 7); budget mode's
-# pins were taken again when its budget came to follow the slider and the model's entropy.
+# pins were taken again when its budget came to follow the slider and the model's entropy, and again when it gained
+# its plausibility floor.
 GREEDY: dict[str, list[int]] = {
     "paper": [28, 347, 585, 260, 1035, 6913, 282, 4174, 436, 563, 288, 325],
     "dense": [28, 347, 260, 2240, 2585, 288, 25858, 30, 198, 198, 788, 260],
-    "budget": [28, 347, 585, 260, 2240, 436, 2221, 1147, 3008, 288, 1363, 30],
+    "budget": [28, 347, 585, 260, 2240, 436, 2221, 253, 1379, 282, 8354, 28],
 }
 SAMPLED: dict[str, list[int]] = {
     "paper": [28, 347, 585, 260, 12687, 23, 37860, 592, 7003, 288, 325, 3984],
     "dense": [28, 347, 260, 2240, 436, 1361, 3396, 288, 1042, 624, 1379, 30],
-    "budget": [28, 347, 260, 2240, 436, 1361, 3396, 288, 1042, 624, 1379, 30],
+    "budget": [28, 347, 585, 260, 2240, 436, 2221, 6370, 288, 260, 2856, 905],
 }
 BUDGET_GREEDY_LAMS = [0.644104, 0.442993, 0.176819, 0.378052, 0.383667, 0.44574, 0.3703, 0.745361,
-                      0.611755, 0.384277, 0.416809, 0.452942]
+                      0.494934, 0.249634, 0.467712, 0.335754]
 COMPARE_SAMPLED = (
     [28, 347, 585, 260, 1035, 6913, 282, 260, 2240, 761, 719, 17942],
-    [28, 347, 260, 2240, 436, 1361, 3396, 288, 1042, 624, 1379, 30],
+    [28, 347, 585, 260, 2240, 436, 2221, 6370, 288, 260, 2856, 905],
 )
 BATCH = [
     [28, 347, 585, 260, 1035, 6913, 282, 260, 2240, 436, 563, 288],
@@ -46,7 +47,7 @@ BATCH = [
 ]
 BATCH_BUDGET_SAMPLED = [
     [28, 347, 585, 260, 1035, 11424, 282, 260, 6128, 436, 563, 288],
-    [28, 347, 585, 260, 2240, 761, 719, 5054, 4894, 288, 5946, 624],
+    [28, 347, 585, 260, 2240, 761, 719, 9816, 10825, 30, 339, 2915],
 ]
 
 

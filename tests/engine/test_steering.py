@@ -103,7 +103,7 @@ def test_budget_moves_a_sure_step_less_than_an_unsure_one():
     sure = torch.tensor([[6.0, 0.0, -1.0, 0.5, -2.0]])
     unsure = torch.tensor([[0.2, 0.0, 0.1, 0.0, 0.1]])
     proc = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=0.5, mode="budget", budget_bits=0.1)
-    out = proc(IDS.repeat(2, 1), torch.cat([sure, unsure]))
+    out = proc.steer(IDS.repeat(2, 1), torch.cat([sure, unsure])).scores
     js = js_bits_from_logits(torch.cat([sure, unsure]), out)
     assert float(js[0]) <= _budget(0.5, 0.1, sure) + 1e-6 and float(js[1]) <= _budget(0.5, 0.1, unsure) + 1e-6
     assert float(js[0]) < float(js[1])
@@ -135,15 +135,17 @@ def test_budget_follows_the_slider():
     mix = [0.0, -8.0, -8.0, 0.0, -8.0]
     tau_max = 0.1
     proc = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=0.0, mode="budget", budget_bits=tau_max)
-    spent = []
+    spent, final = [], []
     for lam in (0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0):
         proc.set_lam(lam)
-        out, _lams = proc.steer(IDS, SCORES)
-        js = float(js_bits_from_logits(SCORES, out)[0])
-        assert js <= _budget(lam, tau_max) + 1e-6
+        out, lams = proc.steer(IDS, SCORES)
+        pull = SCORES + float(lams[0]) * torch.tensor([mix])  # the style's pull, before the plausibility floor
+        js = float(js_bits_from_logits(SCORES, pull)[0])
         assert js == pytest.approx(_budget(lam, tau_max), rel=2e-2)  # the budget binds: all of it is spent
+        final.append(float(js_bits_from_logits(SCORES, out)[0]))  # after the floor: token 3 is implausible
         spent.append(js)
     assert all(b > a for a, b in itertools.pairwise(spent))
+    assert all(b > a for a, b in itertools.pairwise(final))
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
@@ -208,7 +210,7 @@ def test_per_row_lambdas_of_a_batch_row_by_row():
     js = js_bits_from_logits(SCORES.repeat(3, 1), out)
     assert float(js[1]) <= _budget(0.001, 0.01) + 1e-7 and float(js[2]) <= _budget(1.0, 0.01) + 1e-6
     alone = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=0.01)
-    assert torch.equal(out[2], alone(IDS, SCORES)[0])
+    assert torch.equal(out[2], alone.steer(IDS, SCORES).scores[0])
 
 
 def test_state_gets_what_each_call_applied():
@@ -311,3 +313,29 @@ def test_row_generators_seeded_and_unseeded():
     assert torch.equal(draws[0], draws[1])
     assert torch.equal(draws[0], torch.rand(3, generator=torch.Generator().manual_seed(7)))
     assert c.device.type == "cpu"  # seeded from fresh entropy, not from torch's global generator
+
+
+def test_plausibility_floor_leaves_the_implausible_at_their_own_probability():
+    base_p = torch.tensor([[0.50, 0.30, 0.06, 0.04, 0.10]])
+    steered = torch.tensor([[0.0, 0.0, 0.0, 9.0, 9.0]])  # the style wants 3 and 4
+    out = engine.steering.plausible_only(base_p.log(), steered, floor=0.1).exp()
+    # 0.04 is under 0.1 * 0.5: it keeps 0.04; the other four share 0.96 in the steered proportions
+    expected = torch.tensor([[1.0, 1.0, 1.0, 0.0, math.exp(9.0)]])
+    expected = expected / expected.sum() * 0.96
+    expected[0, 3] = 0.04
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert float(out.sum()) == pytest.approx(1.0)
+    # no steering: the base distribution itself
+    same = engine.steering.plausible_only(base_p.log(), base_p.log() + 3.0, floor=0.1).exp()
+    assert torch.allclose(same, base_p, atol=1e-6)
+
+
+def test_budget_mode_never_promotes_an_implausible_token():
+    # the style wants token 3, which the model gives 0.04 of 0.5: budget mode leaves it at 0.04, dense mode picks it
+    base = torch.log(torch.tensor([[0.50, 0.30, 0.06, 0.04, 0.10]]))
+    mix = [-30.0, -30.0, -30.0, 0.0, -30.0]
+    budget = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="budget", budget_bits=10.0)
+    chosen = torch.softmax(budget(IDS, base), dim=-1)
+    assert float(chosen[0, 3]) == pytest.approx(0.04, abs=1e-6) and int(chosen.argmax()) != 3
+    dense = StyleSteeringProcessor(FixedPrior(DELTA, mix), lam=1.0, mode="dense")
+    assert int(dense(IDS, base).argmax()) == 3
