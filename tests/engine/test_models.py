@@ -130,6 +130,6 @@ def test_a_demo_conversion_that_fails_says_so_in_one_line(monkeypatch, tmp_path)
         raise ValueError("Kernels are not available. Please install a compatible version\nmore detail")
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
-    with pytest.raises(models.ModelLoadError, match="cannot read the bundled demo model .*Kernels are not available"):
+    with pytest.raises(models.ModelLoadError, match=r"cannot read the bundled demo model .*Kernels are not available"):
         models.load_model("demo", device="cpu")
     assert not any((tmp_path / "models").glob("*"))  # nothing half-written left behind
