@@ -23,10 +23,10 @@ BUDGET_ITERATIONS = 14  # bisection steps: lambda resolved to BUDGET_MAX_LAM / 2
 BUDGET_REF_ENTROPY_BITS = 4.0
 # Budget mode's strongest steering: the dense term at full weight, spent only where the divergence budget allows.
 BUDGET_MAX_LAM = 1.0
-# Budget mode's plausibility floor: a token the model itself gives less than this fraction of its likeliest token's
-# probability keeps its own probability, however much the style favours it (the adaptive plausibility constraint of
-# contrastive decoding, without its cut): the style chooses among words the model finds plausible here, rather than
-# pulling in ones it does not. Chosen from the sweeps in docs/results.md.
+# Budget mode's plausibility floor: while a row is steered, a token the model itself gives less than this fraction of
+# its likeliest token's probability cannot be chosen (the adaptive plausibility constraint of contrastive decoding):
+# the style chooses among words the model finds plausible here, rather than pulling in ones it does not. Chosen from
+# the sweeps in docs/results.md.
 BUDGET_PLAUSIBILITY = 0.1
 
 
@@ -96,20 +96,17 @@ def step_budget_bits(logprobs: torch.Tensor, lams: torch.Tensor, tau_max: float)
     return lams * tau_max * entropy_bits.clamp_min(0.0) / BUDGET_REF_ENTROPY_BITS
 
 
-def plausible_only(base_lp: torch.Tensor, steered: torch.Tensor, floor: float = BUDGET_PLAUSIBILITY) -> torch.Tensor:
-    """Budget mode's plausibility floor: the style moves probability only among the words the model finds plausible.
-
-    base_lp [B, V] are the model's log-probabilities, steered [B, V] the steered scores. A token whose base
-    probability is under `floor` times the row's highest keeps exactly its base probability; the plausible tokens
-    share the rest in the steered proportions. Returns log-probabilities [B, V]. Nothing is cut (sampling still sees
-    the model's own tail), and with no steering the result is the base distribution itself.
-    """
-    if floor <= 0:
-        return torch.log_softmax(steered, dim=-1)
-    keep = base_lp >= base_lp.amax(dim=-1, keepdim=True) + math.log(floor)
-    tail = (base_lp.exp() * ~keep).sum(dim=-1, keepdim=True).clamp(max=1.0 - 1e-7)
-    inside = torch.log_softmax(steered.masked_fill(~keep, float("-inf")), dim=-1) + torch.log1p(-tail)
-    return torch.where(keep, inside, base_lp)
+def plausible_only(base: torch.Tensor, steered: torch.Tensor, lams: torch.Tensor,
+                   floor: float = BUDGET_PLAUSIBILITY) -> torch.Tensor:
+    """Budget mode's plausibility floor: `steered` [B, V] with -inf where a steered row's (lams [B] > 0) base
+    probability (from the scores `base` [B, V]) is under `floor` times the row's highest. Rows at lambda 0 stay as
+    they are; every other score keeps its value (and so its scale, which the repetition penalty depends on)."""
+    steered_rows = lams > 0
+    if floor <= 0 or not bool(steered_rows.any()):
+        return steered
+    lp = torch.log_softmax(base.float(), dim=-1)
+    cut = (lp < lp.amax(dim=-1, keepdim=True) + math.log(floor)) & steered_rows.to(lp.device)[:, None]
+    return steered.masked_fill(cut, float("-inf"))
 
 
 class StyleSteeringProcessor(LogitsProcessor):
@@ -121,7 +118,9 @@ class StyleSteeringProcessor(LogitsProcessor):
       - "budget": dense with, per row and step, the largest lam_t in [0, 1] with JS(base, steered) <= tau, where
         tau = lam * tau_max * H(base) / BUDGET_REF_ENTROPY_BITS (`step_budget_bits`): the slider sets the divergence
         each token may spend, so every position of it acts, and a step where the model is sure of its next token is
-        moved less than one where many words would do.
+        moved less than one where many words would do. Then the plausibility floor (`plausible_only`): while a row is
+        steered, a token the model gives under BUDGET_PLAUSIBILITY of its likeliest token's probability is cut. The
+        state keeps the scores before the cut: the style's own change.
 
     Shapes: input_ids [B, T] (long), scores [B, V'] (float); returns a new [B, V'] tensor (the input is
     never modified). V' may exceed the prior's vocabulary (padded embeddings): those columns are left alone.
@@ -215,26 +214,25 @@ class StyleSteeringProcessor(LogitsProcessor):
             return Steered(scores, lams)
         term = self.style_term(input_ids, scores.shape[-1]).to(device=scores.device, dtype=scores.dtype)
         if self.mode == "budget":
-            return self._budgeted(scores, term, lams)
+            lams = self._budgeted(scores, term, lams)
         # The prior's terms are finite by contract (smoothed log-probabilities), so the sum
         # is finite wherever the model's logits are.
         return Steered(torch.addcmul(scores, lams.to(scores.dtype)[:, None], term), lams)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         out = self.steer(input_ids, scores)
-        if self.state is not None:
+        if self.state is not None:  # the style's own change, before the floor: what the tint and inspector show
             self.state.lams, self.state.scores = out.lams, out.scores
-        return out.scores  # type: ignore[return-value]
+        if self.mode != "budget":
+            return out.scores  # type: ignore[return-value]
+        return plausible_only(scores, out.scores, out.lams)  # type: ignore[return-value]
 
-    def _budgeted(self, scores: torch.Tensor, term: torch.Tensor, lams: torch.Tensor) -> Steered:
-        """Per row, the largest lam_t in [0, BUDGET_MAX_LAM] with JS(base, base + lam_t * term) <= `step_budget_bits`;
-        then the plausibility floor (`plausible_only`) on base + lam_t * term.
+    def _budgeted(self, scores: torch.Tensor, term: torch.Tensor, lams: torch.Tensor) -> torch.Tensor:
+        """Per row, the largest lam_t in [0, BUDGET_MAX_LAM] with JS(base, base + lam_t * term) <= `step_budget_bits`.
 
-        The budget bounds the style's own pull, before the floor; the floor then returns every implausible token to
-        its base probability and lets the plausible ones share the rest in the pull's proportions. A row
-        asking for lam 0 keeps its scores. JS grows with lam_t along this path, so a bisection finds lam_t; a row
-        whose strongest steering already fits keeps it. The base distribution is computed once; each bisection step
-        costs one log-softmax and one JS. Returns the steered log-probabilities and each row's lam_t.
+        A row asking for lam 0 gets 0. JS grows with lam_t along this path, so a bisection finds lam_t; a row whose
+        strongest steering already fits keeps it. The base distribution is computed once; each bisection step costs
+        one log-softmax and one JS.
         """
         base = scores.float()
         lp = torch.log_softmax(base, dim=-1)
@@ -247,16 +245,12 @@ class StyleSteeringProcessor(LogitsProcessor):
         strongest = torch.where(lams > 0, torch.full_like(lams, BUDGET_MAX_LAM), torch.zeros_like(lams))
         ok = within(strongest) | (lams <= 0)
         if bool(ok.all()):
-            chosen = strongest
-        else:
-            lo = torch.zeros_like(lams)
-            hi = strongest.clone()
-            for _ in range(BUDGET_ITERATIONS):
-                mid = (lo + hi) / 2
-                fits = within(mid)
-                lo = torch.where(fits, mid, lo)
-                hi = torch.where(fits, hi, mid)
-            chosen = torch.where(ok, strongest, lo)
-        floored = plausible_only(lp, base + chosen[:, None] * term)
-        out = torch.where((lams > 0)[:, None], floored.to(scores.dtype), scores)
-        return Steered(out, chosen)
+            return strongest
+        lo = torch.zeros_like(lams)
+        hi = strongest.clone()
+        for _ in range(BUDGET_ITERATIONS):
+            mid = (lo + hi) / 2
+            fits = within(mid)
+            lo = torch.where(fits, mid, lo)
+            hi = torch.where(fits, hi, mid)
+        return torch.where(ok, strongest, lo)
