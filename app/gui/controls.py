@@ -28,7 +28,7 @@ MODE_HELP = {
     "paper": "paper: the published update, only on tokens the style has seen (faithful to the paper)",
     "dense": "dense: product of experts over every token (p_model · p_style^λ)",
     "budget": "budget: dense steering as strong as each token's JS budget allows; the budget is λ × τmax, scaled by "
-              "how unsure the model is at that token",
+              "how unsure the model is at that token; words the model finds implausible there are never chosen",
 }
 
 
