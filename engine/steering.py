@@ -104,8 +104,8 @@ def plausible_only(base: torch.Tensor, steered: torch.Tensor, lams: torch.Tensor
     steered_rows = lams > 0
     if floor <= 0 or not bool(steered_rows.any()):
         return steered
-    lp = torch.log_softmax(base.float(), dim=-1)
-    cut = (lp < lp.amax(dim=-1, keepdim=True) + math.log(floor)) & steered_rows.to(lp.device)[:, None]
+    base = base.float()  # p_i < floor * p_max  <=>  z_i < z_max + log(floor): no softmax needed
+    cut = (base < base.amax(dim=-1, keepdim=True) + math.log(floor)) & steered_rows.to(base.device)[:, None]
     return steered.masked_fill(cut, float("-inf"))
 
 
