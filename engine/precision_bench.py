@@ -149,27 +149,29 @@ def measure_memory(model: str, precision: str, tokens: int, timeout: float = 600
     return result
 
 
-def _peak_rss_bytes() -> int:
-    """This process's peak resident memory. On Linux VmHWM: ru_maxrss carries over a big parent's across exec."""
+def _status_bytes(field: str) -> int | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in bytes; None where it cannot be read."""
     try:
         for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident memory. On Linux VmHWM: ru_maxrss carries over a big parent's across exec."""
+    found = _status_bytes("VmHWM")
+    if found is not None:
+        return found
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # Linux reports KiB, macOS bytes
 
 
 def _current_rss_bytes() -> int:
     """This process's resident memory now (VmRSS; 0 where /proc is missing)."""
-    try:
-        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    return _status_bytes("VmRSS") or 0
 
 
 def _memory_main(model: str, precision: str, tokens: int) -> dict[str, Any]:
