@@ -123,7 +123,8 @@ class StyleSteeringProcessor(LogitsProcessor):
         state keeps the scores before the cut: the style's own change.
 
     Shapes: input_ids [B, T] (long), scores [B, V'] (float); returns a new [B, V'] tensor (the input is
-    never modified). V' may exceed the prior's vocabulary (padded embeddings): those columns are left alone.
+    never modified). V' may exceed the prior's vocabulary (padded embeddings): the style leaves those columns alone
+    (budget mode's floor may still cut them, as any implausible token).
 
     Args:
         prior: the style prior (`engine.prior.Prior`), built with the model's tokenizer.

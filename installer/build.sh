@@ -118,11 +118,11 @@ else
     --distpath "$dist" --workpath build/pyinstaller installer/stylesteer.spec
 fi
 
-# The interpreter compiled in the build root carries its debug information (~24 MB); nothing
-# else is stripped, as many wheels' libraries were rewritten by auditwheel and strip can break them.
+# The interpreter compiled in the build root carries its debug information (~24 MB), and torch's two big
+# libraries their full symbol tables (93 MB, not needed to load or run: the dynamic symbols stay). Nothing
+# else is stripped: many wheels' libraries were rewritten by auditwheel, and strip can break them (the
+# PyTorch wheel's are not rewritten).
 if [ "$mode" = buildroot ]; then strip --strip-debug "$dist"/StyleSteer/_internal/libpython3*.so*; fi
-# torch's two big libraries ship their full symbol tables (93 MB, not needed to load or run: the dynamic
-# symbols stay). The PyTorch wheel's libraries are not rewritten by auditwheel, so strip is safe on them.
 strip --strip-unneeded "$dist"/StyleSteer/_internal/torch/lib/libtorch_cpu.so "$dist"/StyleSteer/_internal/torch/lib/libtorch_python.so
 
 # --- the archive -----------------------------------------------------------------------------------
